@@ -1,0 +1,86 @@
+"""The one place a SparkSession is obtained.
+
+- An active session (Databricks, a notebook, a test fixture, spark-submit) is used as it is.
+- Otherwise a local session is built: local[*], Delta Lake from the cached jars, a session catalog that
+  every new process fills from the lakehouse folder (jobs/runtime/tables.py), UTC, Arrow on.
+  Settings already given (spark-submit --conf, spark-defaults.conf) win over these defaults.
+Jobs never create or stop a session; the CLI and notebooks call `get_spark` once.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from jobs.runtime import jars
+from jobs.runtime.config import JobConfig
+
+
+class SetupError(RuntimeError):
+    """The environment is not ready (missing jars, missing packages): the message says what to run."""
+
+
+def local_defaults(cfg: JobConfig) -> dict[str, str]:
+    cores = os.cpu_count() or 2
+    ui = os.environ.get("LAKESIFT_SPARK_UI", "") not in ("", "0", "false")
+    return {
+        "spark.master": os.environ.get("LAKESIFT_SPARK_MASTER", "local[*]"),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # The session catalog is rebuilt from the lakehouse folder by each process (tables.register_lakehouse),
+        # so any number of processes can query and write the same tables: no single-user Derby metastore.
+        "spark.sql.catalogImplementation": "in-memory",
+        "spark.sql.warehouse.dir": f"{cfg.home}/_warehouse",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(max(8, 4 * cores)),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # Rows here carry whole web pages: 10,000 per Arrow batch (Spark's default) can mean gigabytes.
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "500",
+        "spark.driver.memory": os.environ.get("LAKESIFT_DRIVER_MEMORY", "4g"),
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.ui.enabled": "true" if ui else "false",
+        "spark.ui.showConsoleProgress": "false",
+        # Delta replays its log with this many tasks; 50 (the default) is slow for small local tables.
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.sql.execution.pyspark.udf.faulthandler.enabled": "true",
+        "spark.python.worker.faulthandler.enabled": "true",
+        "spark.log.level": os.environ.get("LAKESIFT_SPARK_LOG_LEVEL", "WARN"),
+    }
+
+
+def _delta_on_classpath(conf) -> bool:
+    packages = conf.get("spark.jars.packages", "") or ""
+    given = conf.get("spark.jars", "") or ""
+    return "delta-spark" in packages or "delta-spark" in given
+
+
+def get_spark(cfg: JobConfig | None = None, app_name: str = "lakesift"):
+    """The active session, or a new local one with the lakehouse's tables registered by name."""
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    cfg = cfg or JobConfig()
+    spark = SparkSession.getActiveSession()
+    if spark is None:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        conf = SparkConf()   # holds spark-submit's --conf/--master when launched that way
+        builder = SparkSession.builder.appName(app_name)
+        for key, value in local_defaults(cfg).items():
+            if not conf.contains(key):
+                builder = builder.config(key, value)
+        if not _delta_on_classpath(conf):
+            missing = jars.missing_jars()
+            if missing:
+                raise SetupError(
+                    f"Delta Lake jars are missing ({', '.join(p.name for p in missing)}). "
+                    "Run `make setup` (or `python -m jobs.runtime.jars`) once with network access."
+                )
+            builder = builder.config("spark.jars", ",".join(str(p) for p in jars.jar_paths()))
+        spark = builder.getOrCreate()
+    if cfg.catalog is None:
+        from jobs.runtime.tables import register_lakehouse
+
+        register_lakehouse(spark, cfg)
+    return spark

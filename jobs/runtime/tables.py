@@ -1,0 +1,185 @@
+"""Tables by name, created from their contracts, written with exactly their columns.
+
+Local lakehouse (no catalog): each table is a Delta folder <home>/<layer>/<table>, registered in the
+session catalog as <layer>.<table> by every process that opens the lakehouse.
+Catalog mode (Databricks / a metastore): managed tables <catalog>.<prefix><layer>.<table>.
+Writes retry Delta's optimistic-concurrency conflicts, so two jobs may run at the same time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from typing import Callable, TypeVar
+
+from jobs.runtime.config import JobConfig
+from schemas.contract import TableContract, validate_identifier
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+LAYERS = ("bronze", "silver", "gold")
+_LOCATION_KEY = "lakesift.table.location."     # session conf: which folder a registered name points at
+_CONFLICTS = (
+    "ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+    "MetadataChangedException", "ProtocolChangedException", "ConcurrentTransactionException",
+    "DELTA_CONCURRENT", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED",
+    "TABLE_OR_VIEW_ALREADY_EXISTS", "DELTA_TABLE_ALREADY_EXISTS", "FileAlreadyExistsException",
+)
+
+
+def schema_name(cfg: JobConfig, layer: str) -> str:
+    validate_identifier(layer, "layer")
+    schema = f"{cfg.schema_prefix}{layer}"
+    return f"`{cfg.catalog}`.`{schema}`" if cfg.catalog else f"`{schema}`"
+
+
+def table_name(cfg: JobConfig, contract: TableContract) -> str:
+    return f"{schema_name(cfg, contract.layer)}.`{contract.name}`"
+
+
+def table_location(cfg: JobConfig, layer: str, name: str) -> str:
+    return f"{cfg.home}/{layer}/{name}"
+
+
+def _is_conflict(exc: Exception) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return any(marker in text for marker in _CONFLICTS)
+
+
+def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -> T:
+    """Run a Delta commit, retrying when a concurrent writer committed first (optimistic concurrency)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if attempt == attempts or not _is_conflict(exc):
+                raise
+            wait = min(10.0, 0.5 * 2 ** attempt) * (0.5 + random.random())
+            log.warning("%s: concurrent commit (%s); retry %d in %.1fs", what, type(exc).__name__, attempt, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _register(spark, cfg: JobConfig, layer: str, name: str, ddl: str = "") -> None:
+    """Point <layer>.<name> at its folder in this session (replacing a registration of another home)."""
+    qualified = f"{schema_name(cfg, layer)}.`{name}`"
+    location = table_location(cfg, layer, name)
+    key = f"{_LOCATION_KEY}{cfg.schema_prefix}{layer}.{name}"
+    if spark.conf.get(key, None) == location and spark.catalog.tableExists(f"{cfg.schema_prefix}{layer}.{name}"):
+        return
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema_name(cfg, layer)}")
+    if spark.conf.get(key, None) not in (None, location):
+        spark.sql(f"DROP TABLE IF EXISTS {qualified}")   # external table: drops the name, never the data
+    escaped = location.replace("'", "\\'")
+    with_conflict_retry(
+        lambda: spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} {ddl} LOCATION '{escaped}'"),
+        f"create {layer}.{name}",
+    )
+    spark.conf.set(key, location)
+
+
+def register_lakehouse(spark, cfg: JobConfig) -> list[str]:
+    """Register every Delta table found under the lakehouse home; returns their names."""
+    found = []
+    if "://" in cfg.home:
+        return found   # remote homes: tables are registered as jobs touch them (ensure_table)
+    for layer in LAYERS:
+        layer_dir = os.path.join(cfg.home, layer)
+        if not os.path.isdir(layer_dir):
+            continue
+        for name in sorted(os.listdir(layer_dir)):
+            if os.path.isdir(os.path.join(layer_dir, name, "_delta_log")):
+                try:
+                    validate_identifier(name, "table name")
+                except ValueError:
+                    continue
+                _register(spark, cfg, layer, name)
+                found.append(f"{layer}.{name}")
+    return found
+
+
+def ensure_table(spark, cfg: JobConfig, contract: TableContract) -> str:
+    """Create the table from its contract if it does not exist; returns its qualified name."""
+    parts = [f"(\n  {contract.ddl_columns()}\n) USING delta"]
+    if contract.partition_by:
+        parts.append("PARTITIONED BY (" + ", ".join(f"`{c}`" for c in contract.partition_by) + ")")
+    parts.append("COMMENT '" + contract.comment.replace("'", "\\'") + "'")
+    if contract.properties:
+        props = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(contract.properties.items()))
+        parts.append(f"TBLPROPERTIES ({props})")
+    ddl = "\n".join(parts)
+    if cfg.catalog is None:
+        _register(spark, cfg, contract.layer, contract.name, ddl)
+    else:
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema_name(cfg, contract.layer)}")
+        with_conflict_retry(
+            lambda: spark.sql(f"CREATE TABLE IF NOT EXISTS {table_name(cfg, contract)} {ddl}"),
+            f"create {contract.fullname}",
+        )
+    return table_name(cfg, contract)
+
+
+def read_table(spark, cfg: JobConfig, contract: TableContract, version: int | None = None):
+    name = ensure_table(spark, cfg, contract)
+    if version is None:
+        return spark.table(name)
+    return spark.sql(f"SELECT * FROM {name} VERSION AS OF {int(version)}")
+
+
+def table_version(spark, cfg: JobConfig, contract: TableContract) -> int:
+    name = ensure_table(spark, cfg, contract)
+    return int(spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"])
+
+
+def conform(df, contract: TableContract):
+    """Exactly the contract's columns, in order, with its types; a missing or extra column is a bug."""
+    have = set(df.columns)
+    missing = [c for c in contract.column_names if c not in have]
+    extra = sorted(have - set(contract.column_names))
+    if missing or extra:
+        raise ValueError(f"{contract.fullname}: output columns differ from the contract; missing {missing}, extra {extra}")
+    from pyspark.sql import functions as F
+
+    types = {f.name: f.dataType for f in df.schema.fields}
+    return df.select([
+        F.col(c.name) if types[c.name] == c.dtype else F.col(c.name).cast(c.dtype).alias(c.name)
+        for c in contract.columns
+    ])
+
+
+def replace_where(df, cfg: JobConfig, contract: TableContract, condition: str) -> int:
+    """Atomically replace the rows matching `condition` with `df` (whose rows must all match it).
+
+    Returns the table version written. This is how every job makes re-runs idempotent.
+    """
+    from pyspark.sql import functions as F
+
+    name = ensure_table(spark_of(df), cfg, contract)
+    out = conform(df, contract)
+    with_conflict_retry(lambda: out.writeTo(name).overwrite(F.expr(condition)), f"write {contract.fullname}")
+    return table_version(spark_of(df), cfg, contract)
+
+
+def append(df, cfg: JobConfig, contract: TableContract) -> int:
+    name = ensure_table(spark_of(df), cfg, contract)
+    out = conform(df, contract)
+    with_conflict_retry(lambda: out.writeTo(name).append(), f"append {contract.fullname}")
+    return table_version(spark_of(df), cfg, contract)
+
+
+def spark_of(df):
+    return df.sparkSession
+
+
+def sql_literal(value: str) -> str:
+    """A SQL string literal (for values, never identifiers)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def in_list(column: str, values) -> str:
+    validate_identifier(column, "column name")
+    vals = sorted(set(values))
+    if not vals:
+        return "false"
+    return f"`{column}` IN (" + ", ".join(sql_literal(v) for v in vals) + ")"

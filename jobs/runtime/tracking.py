@@ -1,0 +1,163 @@
+"""An MLflow run for every job run.
+
+params  = the job's config; metrics = rows in/out per outcome and seconds; params `read.<table>` and
+`wrote.<table>` = the Delta versions read and written. A job run inside another (the demo pipeline,
+an ablation) becomes its child. A run that raises is marked FAILED, never left RUNNING.
+Local default: sqlite store <home>/mlflow.db with artifacts in <home>/mlartifacts.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import fcntl
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+from jobs.runtime.config import JobConfig
+
+_parent_run: contextvars.ContextVar[str | None] = contextvars.ContextVar("lakesift_parent_run", default=None)
+
+
+def tracking_uri(cfg: JobConfig) -> str:
+    if cfg.tracking_uri:
+        return cfg.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return "databricks"
+    if "://" in cfg.home:
+        raise ValueError(f"home {cfg.home} is remote: give --tracking-uri for MLflow")
+    return f"sqlite:///{cfg.home}/mlflow.db"
+
+
+def artifact_root(cfg: JobConfig) -> str | None:
+    uri = tracking_uri(cfg)
+    return f"{cfg.home}/mlartifacts" if uri.startswith("sqlite:///") else None
+
+
+@contextlib.contextmanager
+def _store_lock(cfg: JobConfig) -> Iterator[None]:
+    """Serialise first-time creation of the local store and experiment between processes."""
+    if not tracking_uri(cfg).startswith("sqlite:///"):
+        yield
+        return
+    Path(cfg.home).mkdir(parents=True, exist_ok=True)
+    with open(os.path.join(cfg.home, ".mlflow.lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def client_and_experiment(cfg: JobConfig):
+    """(MlflowClient, experiment id), creating the store and experiment on first use."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    with _store_lock(cfg):
+        client = MlflowClient(tracking_uri(cfg), registry_uri=tracking_uri(cfg))
+        exp = client.get_experiment_by_name(cfg.experiment)
+        if exp is not None:
+            return client, exp.experiment_id
+        try:
+            return client, client.create_experiment(cfg.experiment, artifact_location=artifact_root(cfg))
+        except MlflowException:   # another process created it between our look and our create
+            return client, client.get_experiment_by_name(cfg.experiment).experiment_id
+
+
+def code_version() -> str:
+    """The git commit of a source checkout, else the installed package version."""
+    here = Path(__file__).resolve().parents[2]
+    if (here / ".git").exists():
+        try:
+            out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+            if out.returncode == 0:
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return "lakesift-" + version("lakesift")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class JobRun:
+    """Handle on one MLflow run: what a job logs while it works."""
+
+    def __init__(self, client, run_id: str, cfg: JobConfig):
+        self.client = client
+        self.run_id = run_id
+        self.cfg = cfg
+        self.counts: dict[str, float] = {}
+        self.versions: dict[str, int] = {}
+
+    def params(self, **params) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, "" if v is None else str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def metrics(self, step: int | None = None, **values: float) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step or 0) for k, v in values.items() if v is not None]
+        if step is None:
+            self.counts.update({k: float(v) for k, v in values.items() if v is not None})
+        for i in range(0, len(items), 500):
+            self.client.log_batch(self.run_id, metrics=items[i:i + 500])
+
+    def table_read(self, table: str, version: int) -> None:
+        self.versions[f"read.{table}"] = version
+        self.params(**{f"read.{table}": version})
+
+    def table_written(self, table: str, version: int) -> None:
+        self.versions[f"wrote.{table}"] = version
+        self.params(**{f"wrote.{table}": version})
+
+    def text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def figure(self, figure, artifact_file: str) -> None:
+        self.client.log_figure(self.run_id, figure, artifact_file)
+
+    def file(self, path: str, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, path, artifact_path)
+
+    def tag(self, **tags) -> None:
+        for k, v in tags.items():
+            self.client.set_tag(self.run_id, k, str(v))
+
+
+@contextlib.contextmanager
+def job_run(cfg: JobConfig, job: str, **tags: str) -> Iterator[JobRun]:
+    """Open an MLflow run for `job`; child of the enclosing job run, if any; FAILED if the body raises."""
+    client, experiment_id = client_and_experiment(cfg)
+    run_tags = {"lakesift.job": job, "lakesift.code_version": code_version(), **{k: str(v) for k, v in tags.items()}}
+    parent = _parent_run.get()
+    if parent:
+        run_tags["mlflow.parentRunId"] = parent
+    run = client.create_run(experiment_id, run_name=job, tags=run_tags)
+    handle = JobRun(client, run.info.run_id, cfg)
+    handle.params(**cfg.params())
+    token = _parent_run.set(run.info.run_id)
+    started = time.perf_counter()
+    try:
+        yield handle
+    except BaseException as exc:
+        _parent_run.reset(token)
+        with contextlib.suppress(Exception):
+            handle.metrics(seconds=time.perf_counter() - started)
+            handle.tag(**{"lakesift.error": f"{type(exc).__name__}: {exc}"[:4000]})
+        client.set_terminated(run.info.run_id, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    _parent_run.reset(token)
+    handle.metrics(seconds=time.perf_counter() - started)
+    client.set_terminated(run.info.run_id, "FINISHED")

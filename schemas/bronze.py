@@ -1,0 +1,52 @@
+"""Bronze: what the crawl files hold, byte-faithful, plus what could not be read."""
+from pyspark.sql.types import (
+    BinaryType,
+    BooleanType,
+    IntegerType,
+    LongType,
+    StringType,
+    TimestampType,
+)
+
+from schemas.contract import Column, TableContract
+
+WARC_RECORDS = TableContract(
+    layer="bronze",
+    name="warc_records",
+    comment="One row per HTTP response record of the ingested WARC/ARC files.",
+    columns=(
+        Column("record_id", StringType(), "WARC-Record-ID without angle brackets (ARC: urn:lakesift:arc:<sha1>)", False),
+        Column("crawl", StringType(), "crawl id: --crawl, else warcinfo isPartOf, else CC-MAIN-* in the path, else unknown", False),
+        Column("target_uri", StringType(), "WARC-Target-URI (angle brackets removed)"),
+        Column("source_file", StringType(), "the file as given to ingest (absolute path or URL)", False),
+        Column("source_offset", LongType(), "byte offset of the record in the (compressed) file", False),
+        Column("format", StringType(), "WARC/1.0, WARC/1.1, WARC/0.17 or ARC/1", False),
+        Column("warc_date", TimestampType(), "WARC-Date (ARC: archive date), UTC"),
+        Column("http_status", IntegerType(), "HTTP status code"),
+        Column("content_type", StringType(), "HTTP Content-Type media type, lower case, parameters removed"),
+        Column("declared_charset", StringType(), "charset parameter of the HTTP Content-Type, lower case"),
+        Column("content_encoding", StringType(), "HTTP Content-Encoding, if the stored body is still encoded"),
+        Column("transfer_encoding", StringType(), "HTTP Transfer-Encoding, if the stored body is still chunked"),
+        Column("is_html", BooleanType(), "declared text/html or application/xhtml+xml, or undeclared and sniffed as HTML", False),
+        Column("payload", BinaryType(), "HTTP entity body as stored in the record, cut at max_payload_bytes"),
+        Column("payload_length", LongType(), "length of the whole entity body before any cut", False),
+        Column("payload_truncated", BooleanType(), "cut by max_payload_bytes, or marked WARC-Truncated by the crawler", False),
+        Column("payload_digest", StringType(), "sha1:<base32> of the whole entity body as stored", False),
+    ),
+    partition_by=("crawl",),
+)
+
+INGEST_ERRORS = TableContract(
+    layer="bronze",
+    name="ingest_errors",
+    comment="Everything ingest could not read: one row per unreadable file, record or byte range.",
+    columns=(
+        Column("source_file", StringType(), "the file as given to ingest", False),
+        Column("source_offset", LongType(), "byte offset where the problem starts; NULL when the file could not be opened"),
+        Column("record_id", StringType(), "WARC-Record-ID when the record header was readable"),
+        Column("error_class", StringType(), "FileNotFound, UnrecognisedFormat, TruncatedRecord, CorruptBytes, MalformedHttp, ReadError", False),
+        Column("message", StringType(), "what went wrong, for a person", False),
+    ),
+)
+
+TABLES = (WARC_RECORDS, INGEST_ERRORS)

@@ -1,0 +1,70 @@
+"""What a table contract is: columns with types and comments, partitioning, properties.
+
+Jobs create tables from these idempotently and write exactly these columns (jobs/runtime/tables.py).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from pyspark.sql.types import DataType, StructField, StructType
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def validate_identifier(name: str, what: str = "name") -> str:
+    """Table, schema, catalog and column names reach SQL text: allow only plain identifiers."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(f"invalid {what} {name!r}: use letters, digits and underscores, not starting with a digit")
+    return name
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: DataType
+    comment: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class TableContract:
+    layer: str                      # bronze | silver | gold
+    name: str                       # plural snake_case entity
+    columns: tuple[Column, ...]
+    comment: str
+    partition_by: tuple[str, ...] = ()
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate_identifier(self.layer, "layer")
+        validate_identifier(self.name, "table name")
+        names = [c.name for c in self.columns]
+        for n in names:
+            validate_identifier(n, "column name")
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.fullname}: duplicate column names")
+        missing = set(self.partition_by) - set(names)
+        if missing:
+            raise ValueError(f"{self.fullname}: partition columns {sorted(missing)} are not columns")
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def schema(self) -> StructType:
+        return StructType([StructField(c.name, c.dtype, c.nullable) for c in self.columns])
+
+    def ddl_columns(self) -> str:
+        """Column list for CREATE TABLE, with NOT NULL and comments."""
+        parts = []
+        for c in self.columns:
+            null = "" if c.nullable else " NOT NULL"
+            comment = c.comment.replace("'", "\\'")
+            parts.append(f"`{c.name}` {c.dtype.simpleString()}{null} COMMENT '{comment}'")
+        return ",\n  ".join(parts)
