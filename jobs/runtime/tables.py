@@ -61,7 +61,7 @@ def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -
     raise AssertionError("unreachable")
 
 
-def _register(spark, cfg: JobConfig, layer: str, name: str, ddl: str = "") -> None:
+def _register(spark, cfg: JobConfig, layer: str, name: str, ddl: str = "USING delta") -> None:
     """Point <layer>.<name> at its folder in this session (replacing a registration of another home)."""
     qualified = f"{schema_name(cfg, layer)}.`{name}`"
     location = table_location(cfg, layer, name)

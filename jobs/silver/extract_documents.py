@@ -1,0 +1,101 @@
+"""Silver: HTML responses -> documents (main text, title, language).
+
+Reads   bronze.warc_records     (the crawls asked for; every crawl in bronze by default)
+Writes  silver.documents        (replaces those crawls' partitions in one commit)
+Re-run  idempotent per crawl: the same bronze version and config give the same rows.
+Non-HTML responses are counted, not stored. A page that cannot be extracted is still a document, with
+empty text and its extract_error: silver never drops a document.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.runtime import tables
+from jobs.runtime.config import JobConfig
+from jobs.runtime.tracking import job_run
+from schemas import bronze, silver
+from udfs.extract import EXTRACTORS, extractor_version
+
+RECORD_COLUMNS = ("record_id", "crawl", "target_uri", "warc_date", "declared_charset", "content_encoding",
+                  "transfer_encoding", "payload", "source_file", "source_offset")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(JobConfig):
+    crawls: tuple[str, ...] = ()            # empty: every crawl in bronze.warc_records
+    extractor: str = "resiliparse"
+    langid_max_chars: int = 20_000          # language ID reads the first this-many characters
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.extractor not in EXTRACTORS:
+            raise ValueError(f"unknown extractor {self.extractor!r}; choose one of {', '.join(EXTRACTORS)}")
+        if self.langid_max_chars <= 0:
+            raise ValueError("langid_max_chars must be positive")
+
+
+def transform(records: DataFrame, cfg: Config) -> DataFrame:
+    extractor, label, max_chars = cfg.extractor, extractor_version(cfg.extractor), cfg.langid_max_chars
+    schema = silver.DOCUMENTS.schema
+
+    def extract(batches):
+        import pyarrow as pa
+
+        from jobs.runtime.arrow import arrow_schema
+        from udfs.extract import documents_from_records
+
+        out_schema = arrow_schema(schema)
+        for batch in batches:
+            if batch.num_rows:
+                yield pa.RecordBatch.from_pydict(
+                    documents_from_records(batch, extractor, label, max_chars), schema=out_schema)
+
+    return records.where(F.col("is_html")).select(*RECORD_COLUMNS).mapInArrow(extract, schema)
+
+
+def crawls_to_process(spark: SparkSession, cfg: JobConfig, records: DataFrame, asked: tuple[str, ...]) -> list[str]:
+    if asked:
+        return sorted(set(asked))
+    return sorted(r.crawl for r in records.select("crawl").distinct().collect())
+
+
+def run(spark: SparkSession, cfg: Config) -> dict:
+    with job_run(cfg, "extract_documents") as tracked:
+        version = tables.table_version(spark, cfg, bronze.WARC_RECORDS)
+        tracked.table_read(bronze.WARC_RECORDS.fullname, version)
+        records = tables.read_table(spark, cfg, bronze.WARC_RECORDS, version)
+        crawls = crawls_to_process(spark, cfg, records, cfg.crawls)
+        records = records.where(F.col("crawl").isin(crawls))
+        written = tables.replace_where(transform(records, cfg), cfg, silver.DOCUMENTS, tables.in_list("crawl", crawls))
+        tracked.table_written(silver.DOCUMENTS.fullname, written)
+        counts = reconcile(spark, cfg, records, written, crawls)
+        tracked.metrics(**counts)
+        return {"run_id": tracked.run_id, "crawls": crawls, **counts}
+
+
+def reconcile(spark: SparkSession, cfg: JobConfig, records: DataFrame, written: int, crawls: list[str]) -> dict:
+    """Rows in (responses by kind) against rows out (documents by outcome), from the versions involved."""
+    r = records.agg(
+        F.count(F.lit(1)).alias("responses"),
+        F.count_if(F.col("is_html")).alias("html"),
+    ).first()
+    d = (
+        tables.read_table(spark, cfg, silver.DOCUMENTS, written)
+        .where(F.col("crawl").isin(crawls))
+        .agg(
+            F.count(F.lit(1)).alias("documents"),
+            F.count_if(F.col("extract_error").isNull() & (F.col("char_count") > 0)).alias("with_text"),
+            F.count_if(F.col("extract_error").isNull() & (F.col("char_count") == 0)).alias("no_main_text"),
+            F.count_if(F.col("extract_error").isNotNull()).alias("extract_errors"),
+        )
+        .first()
+    )
+    return {
+        "rows_in_responses": int(r.responses), "rows_in_html": int(r.html),
+        "rows_skipped_non_html": int(r.responses - r.html), "rows_out_documents": int(d.documents),
+        "rows_out_with_text": int(d.with_text), "rows_out_no_main_text": int(d.no_main_text),
+        "rows_out_extract_errors": int(d.extract_errors),
+    }

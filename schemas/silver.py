@@ -1,0 +1,57 @@
+"""Silver: documents and the signals computed over them (facts and scores, never decisions)."""
+from pyspark.sql.types import (
+    BooleanType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
+
+from schemas.contract import Column, TableContract
+from udfs import heuristics
+
+_SQL_TYPES = {"int": IntegerType(), "double": DoubleType(), "boolean": BooleanType(), "string": StringType()}
+HEURISTICS_STRUCT = StructType([StructField(name, _SQL_TYPES[t], True) for name, t in heuristics.FIELDS])
+
+DOCUMENTS = TableContract(
+    layer="silver",
+    name="documents",
+    comment="One row per HTML response: main text, title and language. Never filtered for quality.",
+    columns=(
+        Column("doc_id", StringType(), "the WARC-Record-ID of the response", False),
+        Column("crawl", StringType(), "crawl id, as in bronze", False),
+        Column("url", StringType(), "WARC-Target-URI"),
+        Column("host", StringType(), "lower-case host name of the URL"),
+        Column("warc_date", TimestampType(), "fetch time, UTC"),
+        Column("title", StringType(), "the page <title>"),
+        Column("text", StringType(), "extracted main text; empty when extraction failed (see extract_error)", False),
+        Column("language", StringType(), "fastText lid.176 language code; NULL when the text has no letters"),
+        Column("language_score", DoubleType(), "probability of that language"),
+        Column("char_count", IntegerType(), "characters of text", False),
+        Column("word_count", IntegerType(), "whitespace-separated words of text", False),
+        Column("charset", StringType(), "codec the HTML was decoded with"),
+        Column("extractor", StringType(), "extractor name+version, e.g. resiliparse-2.0.1+trim1", False),
+        Column("extract_error", StringType(), "why the text is empty (empty payload, binary payload, …); NULL when fine"),
+        Column("source_file", StringType(), "WARC/ARC file of the record", False),
+        Column("source_offset", LongType(), "byte offset of the record in that file", False),
+    ),
+    partition_by=("crawl",),
+)
+
+SIGNALS_HEURISTIC = TableContract(
+    layer="silver",
+    name="signals_heuristic",
+    comment="Gopher, C4, FineWeb and RefinedWeb-URL statistics per document (udfs/heuristics.py).",
+    columns=(
+        Column("doc_id", StringType(), "silver.documents.doc_id", False),
+        Column("crawl", StringType(), "crawl id", False),
+        Column(heuristics.VERSION, HEURISTICS_STRUCT,
+               "heuristic statistics, values only; sources in udfs/heuristics.py", False),
+    ),
+    partition_by=("crawl",),
+)
+
+TABLES = (DOCUMENTS, SIGNALS_HEURISTIC)
