@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from jobs.runtime import jars
 from jobs.runtime.config import JobConfig
+
+
+LOG4J2 = Path(__file__).with_name("log4j2.properties")
 
 
 class SetupError(RuntimeError):
@@ -39,12 +43,14 @@ def local_defaults(cfg: JobConfig) -> dict[str, str]:
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": "true" if ui else "false",
-        "spark.ui.showConsoleProgress": "false",
+        # Spark's stage progress bar, when a person is watching (the CLI sets this for a terminal).
+        "spark.ui.showConsoleProgress": "true" if os.environ.get("LAKESIFT_CONSOLE_PROGRESS") == "1" else "false",
         # Delta replays its log with this many tasks; 50 (the default) is slow for small local tables.
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.sql.execution.pyspark.udf.faulthandler.enabled": "true",
         "spark.python.worker.faulthandler.enabled": "true",
         "spark.log.level": os.environ.get("LAKESIFT_SPARK_LOG_LEVEL", "WARN"),
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG4J2}",
     }
 
 

