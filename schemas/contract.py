@@ -60,6 +60,10 @@ class TableContract:
     def schema(self) -> StructType:
         return StructType([StructField(c.name, c.dtype, c.nullable) for c in self.columns])
 
+    def columns_and_types(self) -> list[tuple[str, str]]:
+        """(name, type) in order: what a job's output must match. NOT NULL is enforced by Delta on write."""
+        return [(c.name, c.dtype.simpleString()) for c in self.columns]
+
     def ddl_columns(self) -> str:
         """Column list for CREATE TABLE, with NOT NULL and comments."""
         parts = []

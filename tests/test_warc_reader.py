@@ -189,3 +189,12 @@ def test_parse_http_head():
     status, headers, at = parse_http_head(b"HTTP/1.0 404 Not Found\r\ncontent-type: text/html\r\n\r\nbody")
     assert (status, headers, at) == (404, {"Content-Type": "text/html"}, len(b"HTTP/1.0 404 Not Found\r\ncontent-type: text/html\r\n\r\n"))
     assert parse_http_head(b"no status line\r\n\r\n") is None
+
+
+def test_stub_of_a_record_at_end_of_file_is_reported(tmp_path):
+    a, b = gz_record("urn:uuid:a", OK_HTML), gz_record("urn:uuid:b", OK_HTML)
+    path = tmp_path / "stub.warc.gz"
+    path.write_bytes(a + b[:40])
+    rows = rows_of(path)
+    assert [(r["kind"], r.get("error_class"), r["source_offset"]) for r in rows] == [
+        ("response", None, 0), ("error", "TruncatedRecord", len(a))]

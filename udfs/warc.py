@@ -243,20 +243,24 @@ def _iter_warc(stream: BinaryIO, source: str, opts: ReadOptions, gzipped: bool) 
         last_start: int | None = None
         produced_here = False
         try:
-            it = ArchiveIterator(
-                stream, record_types=WarcRecordType.warcinfo | WarcRecordType.response,
-                parse_http=False, auto_decode="none",
-            )
+            # Every record type is iterated (others are skipped here), so the end of the last record is known.
+            it = ArchiveIterator(stream, record_types=WarcRecordType.any_type, parse_http=False, auto_decode="none")
             for rec in it:
                 start = rec.stream_pos  # absolute: FastWARC starts counting at the stream's position
                 last_start = start
                 produced_here = True
+                if rec.record_type not in (WarcRecordType.warcinfo, WarcRecordType.response):
+                    continue
                 if rec.record_type == WarcRecordType.warcinfo:
                     if crawl is None:
                         found = _warcinfo_crawl(rec)
                         crawl = found
                     continue
                 yield from _warc_response(rec, start, source, crawl, opts)
+            tail = _unread_tail(stream, base, last_start, produced_here, gzipped)
+            if tail is not None:
+                yield _error(source, tail[0], "TruncatedRecord",
+                             f"{tail[1]} bytes after the last readable record do not form a complete record")
             return
         except (OSError, ValueError, RuntimeError) as exc:
             failed_at = _failure_offset(stream, base, last_start, produced_here, gzipped)
@@ -266,6 +270,20 @@ def _iter_warc(stream: BinaryIO, source: str, opts: ReadOptions, gzipped: bool) 
             if resume is None:
                 return
             base = resume
+
+
+def _unread_tail(stream: BinaryIO, base: int, last_start: int | None, produced: bool,
+                 gzipped: bool) -> tuple[int, int] | None:
+    """(offset, size) of bytes left after the iterator stopped at end of input, ignoring padding."""
+    end = _failure_offset(stream, base, last_start, produced, gzipped)
+    if produced and end == last_start:
+        return None          # the last record's end is unknown; it was read, so nothing is lost
+    stream.seek(end)
+    rest = stream.read(1 << 16)
+    if not rest.strip(b"\x00\r\n \t"):
+        return None
+    stream.seek(0, os.SEEK_END)
+    return end, stream.tell() - end
 
 
 def _failure_offset(stream: BinaryIO, base: int, last_start: int | None, produced: bool, gzipped: bool) -> int:

@@ -1,0 +1,177 @@
+"""Bronze and silver jobs on a local SparkSession: contracts, reconciliation, idempotency, bad input."""
+from __future__ import annotations
+
+import gzip
+from datetime import datetime, timezone
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs.bronze import ingest_warc
+from jobs.runtime import tables
+from jobs.runtime.tracking import client_and_experiment
+from jobs.silver import compute_heuristics, extract_documents
+from schemas import bronze, silver
+from tests.conftest import gz_record, http_response
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def checksum(df) -> tuple[int, int]:
+    """(rows, order-independent hash of every column): equal tables give equal checksums."""
+    row = df.agg(F.count(F.lit(1)).alias("n"), F.sum(F.xxhash64(*df.columns).cast("decimal(38,0)")).alias("h")).first()
+    return int(row.n), int(row.h or 0)
+
+
+def columns_and_types(df) -> list[tuple[str, str]]:
+    return [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
+
+
+def ingest(spark, home, *inputs, **kw):
+    return ingest_warc.run(spark, ingest_warc.Config(home=home, inputs=tuple(map(str, inputs)), **kw))
+
+
+def extract(spark, home, **kw):
+    docs = extract_documents.run(spark, extract_documents.Config(home=home, **kw))
+    sig = compute_heuristics.run(spark, compute_heuristics.Config(home=home, crawls=tuple(docs["crawls"])))
+    return docs, sig
+
+
+# ------------------------------------------------------------------------------------------- contracts
+
+def test_transforms_write_exactly_their_contracts(spark, home, tmp_path):
+    warc = tmp_path / "one.warc.gz"
+    warc.write_bytes(gz_record("urn:uuid:1", http_response(b"<html><p>Hello there, this is a page.</p></html>")))
+    cfg = ingest_warc.Config(home=home, inputs=(str(warc),))
+    outcomes = ingest_warc.transform(ingest_warc.files_frame(spark, [str(warc)]), cfg)
+    records = tables.conform(outcomes.where("kind = 'response'").drop("kind", "error_class", "message"), bronze.WARC_RECORDS)
+    assert columns_and_types(records) == bronze.WARC_RECORDS.columns_and_types() and records.count() == 1
+
+    docs = extract_documents.transform(records, extract_documents.Config(home=home))
+    assert columns_and_types(docs) == silver.DOCUMENTS.columns_and_types()
+    row = docs.first()
+    assert row.doc_id == "urn:uuid:1" and row.text == "Hello there, this is a page." and row.word_count == 6
+
+    sig = compute_heuristics.transform(docs, compute_heuristics.Config(home=home))
+    assert columns_and_types(sig) == silver.SIGNALS_HEURISTIC.columns_and_types()
+    assert sig.first().heuristics_v1.word_count == 6
+
+
+def test_conform_rejects_missing_and_extra_columns(spark):
+    df = spark.createDataFrame([("a", 1)], "doc_id string, extra int")
+    with pytest.raises(ValueError, match="missing .*crawl.*extra \\['extra'\\]"):
+        tables.conform(df, silver.SIGNALS_HEURISTIC)
+
+
+# ---------------------------------------------------------------------------------------- real files
+
+def test_real_files_reconcile_per_file(spark, home, shared_data):
+    """Every file ingests in one run; per file: responses = documents + non-HTML skipped + unreadable."""
+    summary = ingest(spark, home, shared_data / "warc")
+    per_file = {k.rsplit("/", 1)[-1]: v for k, v in summary["per_file"].items()}
+    assert per_file["clipped.warc.gz"] == {"responses": 0, "html": 0, "non_html": 0, "non_http_skipped": 0, "errors": 1}
+    assert per_file["aut-example.warc.gz"]["responses"] == 261 and per_file["aut-example.arc.gz"]["html"] == 140
+    assert per_file["warcfile.warc.gz"]["responses"] == 16 and per_file["whirlwind.warc.gz"]["html"] == 1
+    errors = spark.sql("SELECT source_file, error_class FROM bronze.ingest_errors").collect()
+    assert [(r.source_file.rsplit("/", 1)[-1], r.error_class) for r in errors] == [("clipped.warc.gz", "TruncatedRecord")]
+
+    extract(spark, home)
+    recon = spark.sql("""
+        WITH docs AS (SELECT source_file, count(*) AS documents FROM silver.documents GROUP BY 1),
+             recs AS (SELECT source_file, count(*) AS responses, count_if(NOT is_html) AS non_html
+                      FROM bronze.warc_records GROUP BY 1),
+             errs AS (SELECT source_file, count(*) AS unreadable FROM bronze.ingest_errors GROUP BY 1)
+        SELECT f.source_file, coalesce(r.responses, 0) + coalesce(e.unreadable, 0) AS responses_in_file,
+               coalesce(d.documents, 0) AS documents, coalesce(r.non_html, 0) AS non_html,
+               coalesce(e.unreadable, 0) AS unreadable
+        FROM (SELECT source_file FROM recs UNION SELECT source_file FROM errs) f
+        LEFT JOIN recs r USING (source_file) LEFT JOIN docs d USING (source_file) LEFT JOIN errs e USING (source_file)
+    """).collect()
+    assert len(recon) == 8          # every file but the WET/WAT, which hold no responses
+    for r in recon:
+        assert r.responses_in_file == r.documents + r.non_html + r.unreadable, r
+        expected = summary["per_file"][r.source_file]
+        assert r.responses_in_file == expected["responses"] + expected["errors"]
+
+
+def test_reingest_adds_nothing_and_force_replaces(spark, home, shared_data):
+    warcs = [shared_data / "warc" / n for n in ("warcfile.warc.gz", "whirlwind.warc.gz")]
+    first = ingest(spark, home, *warcs)
+    before = checksum(spark.table("bronze.warc_records"))
+    again = ingest(spark, home, *warcs)
+    assert again["files_already_ingested"] == 2 and again["files_read"] == 0
+    assert checksum(spark.table("bronze.warc_records")) == before == (17, before[1])
+    forced = ingest(spark, home, *warcs, force=True)
+    assert forced["files_read"] == 2 and checksum(spark.table("bronze.warc_records")) == before
+    assert first["responses"] == forced["responses"] == 17
+
+
+def test_mlflow_run_records_config_counts_and_versions(spark, home, shared_data):
+    summary = ingest(spark, home, shared_data / "warc" / "warcfile.warc.gz")
+    client, _ = client_and_experiment(ingest_warc.Config(home=home, inputs=("x",)))
+    run = client.get_run(summary["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["inputs"].endswith("warcfile.warc.gz") and run.data.params["max_payload_bytes"] == str(5 * 1024 * 1024)
+    assert run.data.metrics["rows_responses"] == 16 and run.data.metrics["rows_html"] == 16
+    assert run.data.metrics["seconds"] > 0
+    assert run.data.params["wrote.bronze.warc_records"] == str(tables.table_version(spark, ingest_warc.Config(home=home, inputs=("x",)), bronze.WARC_RECORDS))
+
+
+def test_extract_is_deterministic(spark, home, shared_data):
+    ingest(spark, home, shared_data / "warc" / "warcfile.warc.gz", shared_data / "warc" / "sample-0000.warc.gz")
+    extract(spark, home)
+    first = checksum(spark.table("silver.documents")), checksum(spark.table("silver.signals_heuristic"))
+    extract(spark, home)
+    assert (checksum(spark.table("silver.documents")), checksum(spark.table("silver.signals_heuristic"))) == first
+    assert first[0][0] == 38
+
+
+def test_failed_job_marks_its_run_failed(spark, home):
+    cfg = extract_documents.Config(home=home, crawls=("x",))
+    client, exp = client_and_experiment(cfg)
+    with pytest.raises(RuntimeError):
+        from jobs.runtime.tracking import job_run
+        with job_run(cfg, "boom"):
+            raise RuntimeError("stop")
+    (run,) = client.search_runs([exp], "tags.`lakesift.job` = 'boom'")
+    assert run.info.status == "FAILED" and "stop" in run.data.tags["lakesift.error"]
+
+
+# ------------------------------------------------------------------------------------------- bad input
+
+def test_every_bad_input_becomes_a_document_or_an_error_row(spark, home, tmp_path):
+    d = tmp_path / "crawl"
+    d.mkdir()
+    ok = http_response(b"<html><body><p>This ordinary page has a sentence that is long enough to keep.</p></body></html>")
+    latin = "<html><body><p>Grüße aus München, dieser Satz ist lang genug für den Text.</p></body></html>".encode("latin-1")
+    cases = {
+        "truncated.warc.gz": gz_record("urn:uuid:t1", ok) + gz_record("urn:uuid:t2", ok)[:40],
+        "garbage.warc.gz": gz_record("urn:uuid:g1", ok) + b"\x00GARBAGE\xff" * 5 + gz_record("urn:uuid:g2", ok),
+        "empty.warc.gz": gz_record("urn:uuid:e1", http_response(b"")),
+        "wrong-charset.warc.gz": gz_record("urn:uuid:c1", http_response(latin, "text/html; charset=utf-8")),
+        "no-charset.warc.gz": gz_record("urn:uuid:c2", http_response(latin, "text/html")),
+        "huge.warc.gz": gz_record("urn:uuid:h1", http_response(
+            b"<html><body>" + b"<p>A huge page repeats this sentence again and again.</p>" * 900_000 + b"</body></html>")),
+        "binary.warc.gz": gz_record("urn:uuid:b1", http_response(b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)) * 8)),
+        "bad-http.warc.gz": gz_record("urn:uuid:m1", b"HTTP/1.1 OK-ish\r\nbroken header line\r\n\r\n<p>x</p>"),
+    }
+    for name, data in cases.items():
+        (d / name).write_bytes(data)
+    summary = ingest(spark, home, d, tmp_path / "does-not-exist.warc.gz", max_payload_bytes=10 * 1024 * 1024)
+    extract(spark, home)
+
+    errors = {(r.source_file.rsplit("/", 1)[-1], r.error_class) for r in spark.table("bronze.ingest_errors").collect()}
+    assert errors == {("truncated.warc.gz", "TruncatedRecord"), ("garbage.warc.gz", "CorruptBytes"),
+                      ("bad-http.warc.gz", "MalformedHttp"), ("does-not-exist.warc.gz", "FileNotFound")}
+    docs = {r.doc_id: r for r in spark.table("silver.documents").collect()}
+    assert set(docs) == {"urn:uuid:t1", "urn:uuid:g1", "urn:uuid:g2", "urn:uuid:e1", "urn:uuid:c1", "urn:uuid:c2",
+                         "urn:uuid:h1", "urn:uuid:b1"}
+    assert docs["urn:uuid:e1"].extract_error == "empty payload"
+    assert docs["urn:uuid:b1"].extract_error == "binary payload"
+    for wrong in ("urn:uuid:c1", "urn:uuid:c2"):
+        assert "Grüße aus München" in docs[wrong].text and docs[wrong].language == "de"
+    huge = spark.sql("SELECT payload_truncated, payload_length, length(payload) AS kept FROM bronze.warc_records "
+                     "WHERE record_id = 'urn:uuid:h1'").first()
+    assert huge.payload_truncated and huge.payload_length > 50_000_000 and huge.kept == 10 * 1024 * 1024
+    assert docs["urn:uuid:h1"].word_count > 100_000 and docs["urn:uuid:h1"].extract_error is None
+    assert summary["errors"] == 4 and summary["responses"] == 8
