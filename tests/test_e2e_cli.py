@@ -1,0 +1,151 @@
+"""End to end through the `lakesift` command in fresh processes: the demo, SQL from a new process,
+a SIGKILL in the middle of extract, and two jobs at once."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs.bronze.sample_crawl import SampleCrawlSpec, write_sample_crawl
+from tests.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def test_demo_then_sql_from_new_processes(home):
+    demo = ok(run_cli("demo", "--pages", "120", home=home))
+    assert "stage" in demo.stdout and "ingest" in demo.stdout and "heuristics" in demo.stdout
+    assert "lakesift sql" in demo.stdout and "lakesift ui" in demo.stdout
+    assert "[3/3] heuristics done" in demo.stderr
+
+    query = "SELECT language, count(*) AS docs FROM silver.documents GROUP BY language ORDER BY docs DESC, language"
+    as_json = [json.loads(line) for line in ok(run_cli("sql", query, "--format", "json", home=home)).stdout.splitlines()]
+    assert sum(r["docs"] for r in as_json) == 120 and as_json[0]["language"] == "en"
+    as_csv = list(csv.DictReader(io.StringIO(ok(run_cli("sql", query, "--format", "csv", home=home)).stdout)))
+    assert [(r["language"], int(r["docs"])) for r in as_csv] == [(r["language"], r["docs"]) for r in as_json]
+    as_table = ok(run_cli("sql", query, home=home)).stdout.splitlines()
+    assert as_table[0].split("|")[0].strip() == "language" and len(as_table) == 2 + len(as_json)
+
+    errors = [json.loads(x) for x in ok(run_cli("sql", "SELECT error_class FROM bronze.ingest_errors", "--format", "json",
+                                                 home=home)).stdout.splitlines()]
+    assert errors == [{"error_class": "CorruptBytes"}]          # the sample crawl's one corrupt record
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{home}/mlflow.db")
+    (exp,) = [e for e in client.search_experiments() if e.name == "lakesift"]
+    runs = client.search_runs([exp.experiment_id])
+    parent = [r for r in runs if r.data.tags["lakesift.job"] == "demo"][0]
+    children = {r.data.tags["lakesift.job"] for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert children == {"ingest", "extract_documents", "compute_heuristics"}
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_bad_sql_is_a_clear_error(home):
+    proc = run_cli("sql", "SELECT nope FROM silver.missing_table", home=home)
+    assert proc.returncode == 1
+    assert "TABLE_OR_VIEW_NOT_FOUND" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _parquet_files(table_dir: Path) -> list[Path]:
+    return [p for p in table_dir.rglob("*.parquet")] if table_dir.exists() else []
+
+
+def _commits(table_dir: Path) -> int:
+    log = table_dir / "_delta_log"
+    return len(list(log.glob("*.json"))) if log.exists() else 0
+
+
+def _ingest_and_extract(spark, home: str, warc: Path, extract: bool = True) -> None:
+    from jobs.bronze import ingest_warc
+    from jobs.silver import compute_heuristics, extract_documents
+
+    ingest_warc.run(spark, ingest_warc.Config(home=home, inputs=(str(warc),)))
+    if extract:
+        extract_documents.run(spark, extract_documents.Config(home=home))
+        compute_heuristics.run(spark, compute_heuristics.Config(home=home))
+
+
+def _silver_checksums(spark, home: str) -> dict:
+    from jobs.runtime.config import JobConfig
+    from jobs.runtime.tables import register_lakehouse
+
+    register_lakehouse(spark, JobConfig(home=home))
+    return {t: spark.sql(f"SELECT count(*) AS n, sum(CAST(xxhash64(*) AS DECIMAL(38,0))) AS h FROM {t}").first()
+            for t in ("silver.documents", "silver.signals_heuristic")}
+
+
+def test_extract_killed_midway_then_rerun_equals_uninterrupted(spark, tmp_path):
+    warc = tmp_path / "crawl.warc.gz"
+    write_sample_crawl(warc, SampleCrawlSpec(pages=2000, seed=11, crawl="KILL-TEST"))
+    interrupted, reference = str(tmp_path / "a"), str(tmp_path / "b")
+    _ingest_and_extract(spark, reference, warc)
+    _ingest_and_extract(spark, interrupted, warc, extract=False)
+
+    # `lakesift extract` in its own process; once it is writing silver.documents (data files, no commit
+    # yet) the whole process group, JVM included, gets SIGKILL.
+    docs_dir = Path(interrupted) / "silver" / "documents"
+    env = {**os.environ, "LAKESIFT_SPARK_MASTER": "local[2]"}
+    proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", "extract", "--home", interrupted], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    caught_midway = False
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _parquet_files(docs_dir) and _commits(docs_dir) <= 1:     # version 0 is the empty table's creation
+            caught_midway = True
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert caught_midway, "extract finished or failed before it could be interrupted"
+    assert _commits(docs_dir) <= 1          # nothing of the killed write was committed
+
+    _ingest_and_extract(spark, interrupted, warc)          # the rerun (ingest skips the file: already there)
+    got, want = _silver_checksums(spark, interrupted), _silver_checksums(spark, reference)
+    assert got == want and want["silver.documents"].n == 2000
+
+
+def test_ingest_and_extract_of_another_crawl_at_the_same_time(spark, tmp_path):
+    home = str(tmp_path / "lh")
+    a, b = tmp_path / "a.warc.gz", tmp_path / "b.warc.gz"
+    write_sample_crawl(a, SampleCrawlSpec(pages=1500, seed=1, crawl="CRAWL-A"))
+    write_sample_crawl(b, SampleCrawlSpec(pages=1500, seed=2, crawl="CRAWL-B"))
+    _ingest_and_extract(spark, home, b, extract=False)
+
+    env = {**os.environ, "LAKESIFT_SPARK_MASTER": "local[1]"}
+    base = [sys.executable, "-m", "jobs.cli"]
+    procs = [
+        subprocess.Popen(base + ["ingest", "--input", str(a), "--home", home], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+        subprocess.Popen(base + ["extract", "--crawl", "CRAWL-B", "--home", home], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:]
+
+    from jobs.silver import compute_heuristics, extract_documents
+
+    _silver_checksums(spark, home)       # registers the tables of this lakehouse in the test session
+    counts = {r.crawl: r for r in spark.sql(
+        "SELECT crawl, count(*) AS responses, count_if(is_html) AS html FROM bronze.warc_records GROUP BY 1").collect()}
+    assert counts["CRAWL-A"].html == 1500 and counts["CRAWL-B"].html == 1500
+    docs = spark.sql("SELECT count(*) AS n, count(DISTINCT doc_id) AS ids FROM silver.documents WHERE crawl = 'CRAWL-B'").first()
+    assert (docs.n, docs.ids) == (1500, 1500)
+    extract_documents.run(spark, extract_documents.Config(home=home, crawls=("CRAWL-A",)))
+    compute_heuristics.run(spark, compute_heuristics.Config(home=home))
+    assert spark.table("silver.documents").count() == 3000
+    assert spark.table("silver.signals_heuristic").count() == 3000
