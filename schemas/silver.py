@@ -39,6 +39,9 @@ DOCUMENTS = TableContract(
         Column("source_offset", LongType(), "byte offset of the record in that file", False),
     ),
     partition_by=("crawl",),
+    # No statistics over text and title: long strings, useless for data skipping, costly to collect.
+    properties={"delta.dataSkippingStatsColumns": "doc_id,url,host,warc_date,language,language_score,"
+                                                  "char_count,word_count,extract_error,source_file,source_offset"},
 )
 
 SIGNALS_HEURISTIC = TableContract(

@@ -190,6 +190,7 @@ def documents_from_records(records, extractor: str, extractor_label: str, langid
     from urllib.parse import urlsplit
 
     from udfs.lang import detect_languages
+    from udfs.text import word_counts
 
     cols = records.to_pydict()
     results = [
@@ -216,7 +217,7 @@ def documents_from_records(records, extractor: str, extractor_label: str, langid
         "language": langs,
         "language_score": [None if s != s else float(s) for s in scores],
         "char_count": [len(t) for t in texts],
-        "word_count": [len(t.split()) for t in texts],
+        "word_count": word_counts(texts).tolist(),
         "charset": [r.charset for r in results],
         "extractor": [extractor_label] * len(texts),
         "extract_error": [r.error for r in results],

@@ -19,11 +19,14 @@ Sources (the thresholds those papers used are noted for recipes; they are applie
 from __future__ import annotations
 
 import re
-from collections import Counter
 from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from udfs import text as T
 
 VERSION = "heuristics_v1"
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
@@ -34,8 +37,7 @@ FINEWEB_PUNCT = (".", "!", "?", '"', "'", "”", "’", "…", ":", ";", ")", "]
 C4_POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 # Substrings that mark spam/adult URLs; our own short list (RefinedWeb's lists are not redistributable).
 URL_SPAM_WORDS = ("porn", "xxx", "sex", "nude", "escort", "casino", "viagra", "cialis", "hentai", "camgirl", "fuck")
-_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
-_ALPHA = re.compile(r"[^\W\d_]")
+_SENTENCE_END = r"[.!?]+(?:[\s\pZ]|$)"   # RE2: \s is ASCII, \pZ adds Unicode spaces
 _NGRAM_BASE = np.uint64(0x9E3779B97F4A7C15)   # odd 64-bit constant (golden ratio): spreads id polynomials
 _IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 
@@ -59,75 +61,90 @@ FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _frac(part: float, whole: float) -> float:
-    return part / whole if whole else 0.0
+def _regex_any(strings, anchor: str) -> str:
+    alts = "|".join(re.escape(s) for s in strings)
+    return f"^(?:{alts})" if anchor == "start" else f"(?:{alts})$"
 
 
-def _duplicate_stats(items: list[str]) -> tuple[float, float]:
-    """Gopher: fraction of items that repeat an earlier one, and the share of characters in them."""
-    if not items:
-        return 0.0, 0.0
-    seen: set[str] = set()
-    dup_count = dup_chars = 0
-    for item in items:
-        if item in seen:
-            dup_count += 1
-            dup_chars += len(item)
-        else:
-            seen.add(item)
-    total_chars = sum(len(i) for i in items)
-    return dup_count / len(items), _frac(dup_chars, total_chars)
+_BULLET_RE = _regex_any(BULLETS, "start")
+_ELLIPSIS_RE = _regex_any(ELLIPSES, "end")
+_C4_TERMINAL_RE = _regex_any(C4_TERMINAL, "end")
+_FINEWEB_PUNCT_RE = _regex_any(FINEWEB_PUNCT, "end")
+_POLICY_RE = "|".join(re.escape(p) for p in C4_POLICY)
+_STOP_WORDS = pa.array(sorted(GOPHER_STOP_WORDS), type=pa.large_string())
 
 
-def _word_arrays(words: list[str]) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Word ids (first-seen order), word lengths, alphabetic-word count, Gopher stop-word count.
-    Per-word properties are computed once per distinct word and gathered with numpy."""
-    vocab: dict[str, int] = {}
-    ids = np.fromiter((vocab.setdefault(w, len(vocab)) for w in words), dtype=np.int64, count=len(words))
-    distinct = list(vocab)
-    lengths = np.fromiter(map(len, distinct), dtype=np.int64, count=len(distinct))[ids]
-    alpha = np.fromiter((_ALPHA.search(w) is not None for w in distinct), dtype=bool, count=len(distinct))
-    stop = np.fromiter((w.lower() in GOPHER_STOP_WORDS for w in distinct), dtype=bool, count=len(distinct))
-    return ids, lengths, int(alpha[ids].sum()), int(stop[ids].sum())
+def _div(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    part = np.asarray(part, dtype=np.float64)
+    whole = np.asarray(whole, dtype=np.float64)
+    return np.divide(part, whole, out=np.zeros_like(part), where=whole > 0)
 
 
-def _ngram_char_fracs(ids: np.ndarray, lengths: np.ndarray) -> dict[str, float]:
-    """Gopher's n-gram repetition: top 2/3/4-gram character share, duplicated 5..10-gram character share.
+def _flags(array: pa.Array) -> np.ndarray:
+    return np.asarray(array, dtype=bool) if len(array) else np.zeros(0, dtype=bool)
 
-    An n-gram is identified by a 64-bit polynomial over its word ids (Horner's rule, wrapping arithmetic),
-    extended one word at a time from n-1 to n; np.unique counts them.
+
+def _ints(array: pa.Array) -> np.ndarray:
+    return np.asarray(array, dtype=np.int64) if len(array) else np.zeros(0, dtype=np.int64)
+
+
+def _repeats(pieces: T.Pieces, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per text: how many pieces repeat an earlier identical piece of the same text, and their characters."""
+    if not len(pieces.values):
+        zeros = np.zeros(len(pieces.offsets) - 1, dtype=np.int64)
+        return zeros, zeros
+    ids = _ints(pc.dictionary_encode(pieces.values).indices)
+    key = pieces.doc_index().astype(np.int64) * (int(ids.max()) + 1) + ids
+    codes, _ = pd.factorize(key)                      # codes in order of first appearance
+    first = np.empty(codes.max() + 1, dtype=np.int64)
+    positions = np.arange(len(codes))
+    first[codes[::-1]] = positions[::-1]              # earliest position of each (text, piece)
+    repeat = first[codes] != positions
+    return pieces.per_doc_sum(repeat.astype(np.int64)), pieces.per_doc_sum(np.where(repeat, lengths, 0))
+
+
+def _ngram_fracs(ids: np.ndarray, lengths: np.ndarray) -> list[float]:
+    """Gopher's n-gram repetition for one text: top 2/3/4-gram and duplicated 5..10-gram character shares.
+
+    An n-gram is a 64-bit polynomial of its word ids (Horner's rule, wrapping arithmetic), extended one
+    word at a time; one stable argsort per n groups equal n-grams, keeping text order within a group.
     """
-    out: dict[str, float] = {}
     n_words = len(ids)
     total = int(lengths.sum())
+    out = [0.0] * 9
+    if n_words < 2 or not total:
+        return out
+    cum = np.concatenate(([0], np.cumsum(lengths)))
     grams = ids.astype(np.uint64)
     for n in range(2, 11):
-        key = f"top_{n}gram_char_frac" if n <= 4 else f"dup_{n}gram_char_frac"
-        if n_words < n or not total:
-            out[key] = 0.0
-            continue
+        if n_words < n:
+            break
         grams = grams[:-1] * _NGRAM_BASE + ids[n - 1:].astype(np.uint64)
-        _, first, inverse, counts = np.unique(grams, return_index=True, return_inverse=True, return_counts=True)
+        order = np.argsort(grams, kind="stable")
+        ordered = grams[order]
+        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+        sizes = np.diff(np.append(starts, len(ordered)))
         if n <= 4:
-            best = counts.max()
-            if best < 2:
-                out[key] = 0.0
-                continue
-            start = int(first[counts == best].min())    # ties: the n-gram that occurs first in the text
-            out[key] = float(lengths[start:start + n].sum() * best) / total
+            best = sizes.max()
+            if best > 1:
+                first = order[starts[sizes == best]].min()      # ties: the n-gram seen first in the text
+                out[n - 2] = float((cum[first + n] - cum[first]) * best) / total
         else:
-            starts = np.flatnonzero(counts[inverse] > 1)
-            edges = np.zeros(n_words + 1, dtype=np.int64)
-            np.add.at(edges, starts, 1)
-            np.add.at(edges, starts + n, -1)
-            covered = np.cumsum(edges[:-1]) > 0
-            out[key] = float(lengths[covered].sum()) / total
+            repeated = order[np.repeat(sizes > 1, sizes)]
+            if len(repeated):
+                edges = np.zeros(n_words + 1, dtype=np.int64)
+                np.add.at(edges, repeated, 1)
+                np.add.at(edges, repeated + n, -1)
+                out[n - 2] = float(lengths[np.cumsum(edges[:-1]) > 0].sum()) / total
     return out
 
 
 def url_signals(url: str | None) -> dict:
-    parts = urlsplit(url or "")
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url or "")
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        parts, host = urlsplit(""), ""
     labels = [p for p in host.split(".") if p]
     is_ip = bool(_IPV4.match(host))
     lowered = (url or "").lower()
@@ -143,83 +160,99 @@ def url_signals(url: str | None) -> dict:
     }
 
 
-def heuristics(text: str | None, url: str | None = None) -> dict:
-    """All heuristics_v1 statistics of one document (text as extracted; url as crawled)."""
-    text = text or ""
-    words = text.split()
-    n_words = len(words)
-    raw_lines = text.split("\n")
-    lines = [line.strip() for line in raw_lines if line.strip()]
-    n_lines = len(lines)
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    lowered = text.lower()
+def heuristics_columns(texts, urls) -> dict[str, np.ndarray | list]:
+    """heuristics_v1 for a whole batch: one array per field, vectorised with Arrow and numpy."""
+    arr = T.as_text_array(texts)
+    n_docs = len(arr)
+    chars = _ints(pc.utf8_length(arr))
 
-    dup_line_frac, dup_line_char_frac = _duplicate_stats(lines)
-    dup_para_frac, dup_para_char_frac = _duplicate_stats(paragraphs)
-    line_words = [len(line.split()) for line in lines]
-    c4_terminal = [line.endswith(C4_TERMINAL) for line in lines]
-    c4_js = ["javascript" in line.lower() for line in lines]
-    c4_policy = [any(p in line.lower() for p in C4_POLICY) for line in lines]
-    c4_kept_words = sum(
-        w for w, term, js, pol in zip(line_words, c4_terminal, c4_js, c4_policy)
-        if term and w >= 3 and not js and not pol
-    )
-    ids, word_lengths, alpha_words, stop_words = _word_arrays(words)
-    symbols = text.count("#") + sum(text.count(e) for e in ELLIPSES)
-    stats = {
-        "char_count": len(text),
+    words = T.words(arr)
+    n_words = words.counts
+    word_len = _ints(pc.utf8_length(words.values))
+    alpha = _flags(pc.match_substring_regex(words.values, r"\pL"))
+    stop = _flags(pc.is_in(pc.utf8_lower(words.values), value_set=_STOP_WORDS))
+    word_ids = _ints(pc.dictionary_encode(words.values).indices) if len(words.values) else np.zeros(0, np.int64)
+    ngram = np.array([_ngram_fracs(word_ids[a:b], word_len[a:b])
+                      for a, b in zip(words.offsets[:-1], words.offsets[1:])], dtype=np.float64).reshape(n_docs, 9)
+
+    lines = T.lines(arr)
+    n_lines = lines.counts
+    line_len = _ints(pc.utf8_length(lines.values))
+    line_words = _ints(pc.list_value_length(pc.utf8_split_whitespace(lines.values))) if len(lines.values) else line_len
+    terminal = _flags(pc.match_substring_regex(lines.values, _C4_TERMINAL_RE))
+    javascript = _flags(pc.match_substring(lines.values, "javascript", ignore_case=True))
+    policy = _flags(pc.match_substring_regex(lines.values, _POLICY_RE, ignore_case=True))
+    kept = terminal & (line_words >= 3) & ~javascript & ~policy
+    dup_lines, dup_line_chars = _repeats(lines, line_len)
+
+    paras = T.paragraphs(arr)
+    dup_paras, dup_para_chars = _repeats(paras, _ints(pc.utf8_length(paras.values)))
+
+    symbols = _ints(pc.count_substring(arr, "#")) + sum(_ints(pc.count_substring(arr, e)) for e in ELLIPSES)
+    newlines = _ints(pc.count_substring(arr, "\n"))
+    cols: dict[str, np.ndarray | list] = {
+        "char_count": chars,
         "word_count": n_words,
         "line_count": n_lines,
-        "paragraph_count": len(paragraphs),
-        "mean_word_length": _frac(int(word_lengths.sum()), n_words),
-        "symbol_word_ratio": _frac(symbols, n_words),
-        "bullet_line_frac": _frac(sum(line.startswith(BULLETS) for line in lines), n_lines),
-        "ellipsis_line_frac": _frac(sum(line.endswith(ELLIPSES) for line in lines), n_lines),
-        "alpha_word_frac": _frac(alpha_words, n_words),
-        "stop_word_count": stop_words,
-        "dup_line_frac": dup_line_frac,
-        "dup_para_frac": dup_para_frac,
-        "dup_line_char_frac": dup_line_char_frac,
-        "dup_para_char_frac": dup_para_char_frac,
-        **_ngram_char_fracs(ids, word_lengths),
-        "c4_sentence_count": len(_SENTENCE_END.findall(text)),
-        "c4_terminal_line_frac": _frac(sum(c4_terminal), n_lines),
-        "c4_short_line_frac": _frac(sum(w < 3 for w in line_words), n_lines),
-        "c4_javascript_lines": sum(c4_js),
-        "c4_policy_lines": sum(c4_policy),
-        "c4_has_lorem_ipsum": "lorem ipsum" in lowered,
-        "c4_has_curly_bracket": "{" in text,
-        "c4_kept_word_frac": _frac(c4_kept_words, n_words),
-        "fw_line_punct_frac": _frac(sum(line.endswith(FINEWEB_PUNCT) for line in lines), n_lines),
-        "fw_short_line_frac": _frac(sum(len(line) < 30 for line in lines), n_lines),
-        "fw_dup_line_char_frac": _fineweb_dup_line_chars(lines, len(text.replace("\n", ""))),
-        **url_signals(url),
+        "paragraph_count": paras.counts,
+        "mean_word_length": _div(words.per_doc_sum(word_len), n_words),
+        "symbol_word_ratio": _div(symbols, n_words),
+        "bullet_line_frac": _div(lines.per_doc_sum(_flags(pc.match_substring_regex(lines.values, _BULLET_RE))), n_lines),
+        "ellipsis_line_frac": _div(lines.per_doc_sum(_flags(pc.match_substring_regex(lines.values, _ELLIPSIS_RE))), n_lines),
+        "alpha_word_frac": _div(words.per_doc_sum(alpha), n_words),
+        "stop_word_count": words.per_doc_sum(stop),
+        "dup_line_frac": _div(dup_lines, n_lines),
+        "dup_para_frac": _div(dup_paras, paras.counts),
+        "dup_line_char_frac": _div(dup_line_chars, lines.per_doc_sum(line_len)),
+        "dup_para_char_frac": _div(dup_para_chars, paras.per_doc_sum(_ints(pc.utf8_length(paras.values)))),
+        **{name: ngram[:, i] for i, name in enumerate(
+            ["top_2gram_char_frac", "top_3gram_char_frac", "top_4gram_char_frac"]
+            + [f"dup_{n}gram_char_frac" for n in range(5, 11)])},
+        "c4_sentence_count": _ints(pc.count_substring_regex(arr, _SENTENCE_END)),
+        "c4_terminal_line_frac": _div(lines.per_doc_sum(terminal), n_lines),
+        "c4_short_line_frac": _div(lines.per_doc_sum(line_words < 3), n_lines),
+        "c4_javascript_lines": lines.per_doc_sum(javascript),
+        "c4_policy_lines": lines.per_doc_sum(policy),
+        "c4_has_lorem_ipsum": _flags(pc.match_substring(arr, "lorem ipsum", ignore_case=True)),
+        "c4_has_curly_bracket": _flags(pc.match_substring(arr, "{")),
+        "c4_kept_word_frac": _div(lines.per_doc_sum(np.where(kept, line_words, 0)), n_words),
+        "fw_line_punct_frac": _div(lines.per_doc_sum(_flags(pc.match_substring_regex(lines.values, _FINEWEB_PUNCT_RE))), n_lines),
+        "fw_short_line_frac": _div(lines.per_doc_sum(line_len < 30), n_lines),
+        "fw_dup_line_char_frac": _div(dup_line_chars, chars - newlines),
     }
-    return stats
+    url_rows = [url_signals(u) for u in urls]
+    for name, _ in FIELDS:
+        if name.startswith("url_"):
+            cols[name] = [r[name] for r in url_rows]
+    return cols
 
 
-def _fineweb_dup_line_chars(lines: list[str], total_chars: int) -> float:
-    """FineWeb: characters in lines that occur more than once (every copy after the first) / all chars."""
-    counts = Counter(lines)
-    dup = sum(len(line) * (c - 1) for line, c in counts.items() if c > 1)
-    return _frac(dup, total_chars)
+def _cut(texts, max_chars: int) -> pa.Array:
+    arr = T.as_text_array(texts)
+    return pc.utf8_slice_codeunits(arr, 0, max_chars) if max_chars else arr
 
 
-def heuristics_frame(texts, urls, max_chars: int = 1_000_000):
-    """heuristics() over a batch: a pandas DataFrame with one column per field."""
-    names = [n for n, _ in FIELDS]
-    rows = [heuristics((t or "")[:max_chars], u) for t, u in zip(texts, urls)]
-    return pd.DataFrame.from_records(rows, columns=names)
+def heuristics_frame(texts, urls, max_chars: int = 1_000_000) -> pd.DataFrame:
+    """heuristics_v1 of a batch as a DataFrame, one column per field (texts cut at max_chars)."""
+    cols = heuristics_columns(_cut(texts, max_chars), list(urls))
+    return pd.DataFrame({name: cols[name] for name, _ in FIELDS})
 
 
-def heuristics_udf(max_chars: int = 1_000_000):
-    """pandas UDF: (text, url) -> heuristics_v1 struct."""
-    from pyspark.sql.functions import pandas_udf
+def heuristics(text: str | None, url: str | None = None) -> dict:
+    """heuristics_v1 of one document (a batch of one)."""
+    row = heuristics_frame([text], [url]).iloc[0]
+    return {name: (row[name].item() if hasattr(row[name], "item") else row[name]) for name, _ in FIELDS}
 
-    from schemas.silver import HEURISTICS_STRUCT
 
-    @pandas_udf(HEURISTICS_STRUCT)
-    def signals(texts: pd.Series, urls: pd.Series) -> pd.DataFrame:
-        return heuristics_frame(texts, urls, max_chars)
+def heuristics_batches(batches, max_chars: int = 1_000_000):
+    """mapInArrow function: batches of (doc_id, crawl, text, url) -> (doc_id, crawl, heuristics_v1).
+    Arrow in, Arrow out: no pandas conversion of the texts."""
+    for batch in batches:
+        cols = heuristics_columns(_cut(batch.column("text"), max_chars), batch.column("url").to_pylist())
+        struct = pa.StructArray.from_arrays(
+            [pa.array(cols[name], type=_ARROW_TYPES[t]) for name, t in FIELDS], names=[n for n, _ in FIELDS])
+        yield pa.RecordBatch.from_arrays([batch.column("doc_id"), batch.column("crawl"), struct],
+                                         names=["doc_id", "crawl", VERSION])
 
-    return signals
+
+_ARROW_TYPES = {"int": pa.int32(), "double": pa.float64(), "boolean": pa.bool_(), "string": pa.string()}

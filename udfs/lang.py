@@ -13,7 +13,10 @@ from importlib.metadata import PackageNotFoundError, distribution
 
 import numpy as np
 
-MAX_CHARS = 20_000          # longer texts are identified on their first MAX_CHARS characters
+# Texts are identified on their first MAX_CHARS characters: on the 990 real pages of the trafilatura
+# benchmark, 5,000 characters agree with whole-text identification on 99.9% of pages (as do 20,000)
+# at 52% of the whole-text cost.
+MAX_CHARS = 5_000
 
 
 def lid_model_path() -> str:

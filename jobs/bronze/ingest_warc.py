@@ -12,24 +12,28 @@ import glob
 import os
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+import json
+
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import job_run
 from schemas import bronze
 
-ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
 COUNT_KEYS = ("responses", "html", "non_html", "non_http_skipped", "errors")
+ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
 DERIVED_SUFFIXES = (".wet.gz", ".wat.gz", ".wet", ".wat")   # Common Crawl's text/metadata files hold no responses
 
-# What the reader emits for every record: the union of both tables' columns plus the outcome kind.
+# What reading emits: one row per response ('response'), per unreadable span ('error'), and one summary
+# row per file ('file', with its counts): the union of both tables' columns plus the kind and the counts.
 OUTCOMES = StructType(
     [StructField("kind", StringType(), False)]
     + [StructField(f.name, f.dataType, True) for f in bronze.WARC_RECORDS.schema.fields]
     + [StructField("error_class", StringType(), True), StructField("message", StringType(), True)]
+    + [StructField(f"n_{k}", LongType(), True) for k in COUNT_KEYS]
 )
 
 
@@ -81,8 +85,26 @@ def _expand_remote(url: str) -> list[str]:
     return [p if "://" in p else f"{protocol}://{p}" for p in paths]
 
 
+def with_file_summary(path: str, rows):
+    """The reader's response and error rows, then one 'file' row counting every outcome of the file
+    (non-HTTP records are only counted)."""
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    for row in rows:
+        kind = row["kind"]
+        if kind == "response":
+            counts["responses"] += 1
+            counts["html" if row["is_html"] else "non_html"] += 1
+            yield row
+        elif kind == "error":
+            counts["errors"] += 1
+            yield row
+        else:
+            counts["non_http_skipped"] += 1
+    yield {"kind": "file", "source_file": path, **{f"n_{k}": v for k, v in counts.items()}}
+
+
 def transform(files: DataFrame, cfg: Config) -> DataFrame:
-    """One outcome row per response / unreadable span / non-HTTP record of every file in `files.path`."""
+    """Outcome rows (responses, errors, one summary per file) of every file in `files.path`."""
     max_payload, crawl = cfg.max_payload_bytes, cfg.crawl
 
     def read_files(batches):
@@ -94,7 +116,7 @@ def transform(files: DataFrame, cfg: Config) -> DataFrame:
         for batch in batches:
             for path in batch.column(0).to_pylist():
                 yield from to_batches(
-                    read_archive(path, opts), schema, max_rows=256,
+                    with_file_summary(path, read_archive(path, opts)), schema, max_rows=256,
                     size_of=lambda row: len(row.get("payload") or b""),
                 )
 
@@ -108,12 +130,13 @@ def files_frame(spark: SparkSession, paths: list[str]) -> DataFrame:
 
 
 def already_ingested(spark: SparkSession, cfg: Config, paths: list[str]) -> set[str]:
-    candidates = spark.createDataFrame([(p,) for p in paths], "source_file string")
-    records = tables.read_table(spark, cfg, bronze.WARC_RECORDS).select("source_file")
+    """Files with rows in bronze already (Delta skips data files by their source_file statistics)."""
+    records = tables.read_table(spark, cfg, bronze.WARC_RECORDS).where(F.col("source_file").isin(paths))
     # A file that could not be opened (offset NULL) is read again next time: it may exist by then.
-    errors = tables.read_table(spark, cfg, bronze.INGEST_ERRORS).where("source_offset IS NOT NULL").select("source_file")
-    hits = candidates.join(records.unionByName(errors).distinct(), "source_file", "left_semi")
-    return {r.source_file for r in hits.collect()}
+    errors = tables.read_table(spark, cfg, bronze.INGEST_ERRORS).where(
+        F.col("source_file").isin(paths) & F.col("source_offset").isNotNull())
+    both = records.select("source_file").unionByName(errors.select("source_file"))
+    return set(both.agg(F.collect_set("source_file").alias("files")).first().files)
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:
@@ -123,43 +146,30 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         todo = [p for p in paths if p not in skipped]
         tracked.metrics(files_in=len(paths), files_already_ingested=len(skipped), files_read=len(todo))
         summary = {"run_id": tracked.run_id, "files": len(paths), "files_already_ingested": len(skipped),
-                   "files_read": len(todo), "per_file": {}}
+                   "files_read": len(todo), "per_file": {}, **dict.fromkeys(COUNT_KEYS, 0)}
         if not todo:
-            summary.update(dict.fromkeys(COUNT_KEYS, 0))
             return summary
-        outcomes = transform(files_frame(spark, todo), cfg).persist()
-        try:
-            where = tables.in_list("source_file", todo)
-            records = outcomes.where(F.col("kind") == "response").drop("kind", "error_class", "message")
-            tracked.table_written(bronze.WARC_RECORDS.fullname,
-                                  tables.replace_where(records, cfg, bronze.WARC_RECORDS, where))
-            errors = outcomes.where(F.col("kind") == "error").select(*bronze.INGEST_ERRORS.column_names)
-            tracked.table_written(bronze.INGEST_ERRORS.fullname,
-                                  tables.replace_where(errors, cfg, bronze.INGEST_ERRORS, where))
-            per_file = {p: dict.fromkeys(COUNT_KEYS, 0) for p in todo} | per_file_counts(outcomes)
-        finally:
-            outcomes.unpersist()
+        # One pass over the files: the records are written while the (few) error and per-file summary
+        # rows are gathered by an Observation of the same execution, so no file is read twice and no
+        # payload is cached.
+        outcomes = transform(files_frame(spark, todo), cfg)
+        observed = Observation("ingest")
+        side = F.struct("kind", "source_file", "source_offset", "record_id", "error_class", "message",
+                        *[f"n_{k}" for k in COUNT_KEYS])
+        outcomes = outcomes.observe(observed, F.to_json(F.collect_list(F.when(F.col("kind") != "response", side))).alias("side"))
+        where = tables.in_list("source_file", todo)
+        records = outcomes.where(F.col("kind") == "response").select(*bronze.WARC_RECORDS.column_names)
+        tracked.table_written(bronze.WARC_RECORDS.fullname, tables.replace_where(records, cfg, bronze.WARC_RECORDS, where))
+        side_rows = json.loads(observed.get["side"])
+        error_rows = [tuple(r.get(c) for c in bronze.INGEST_ERRORS.column_names) for r in side_rows if r["kind"] == "error"]
+        errors = spark.createDataFrame(error_rows, bronze.INGEST_ERRORS.schema)
+        tracked.table_written(bronze.INGEST_ERRORS.fullname, tables.replace_where(errors, cfg, bronze.INGEST_ERRORS, where))
+        per_file = {r["source_file"]: {k: int(r[f"n_{k}"]) for k in COUNT_KEYS} for r in side_rows if r["kind"] == "file"}
         totals = {k: sum(f[k] for f in per_file.values()) for k in COUNT_KEYS}
         tracked.metrics(**{f"rows_{k}": v for k, v in totals.items()})
         tracked.text(_per_file_tsv(per_file), "per_file_counts.tsv")
         summary.update(totals, per_file=per_file)
         return summary
-
-
-def per_file_counts(outcomes: DataFrame) -> dict[str, dict[str, int]]:
-    """responses / html / non_html / non_http_skipped / errors for each file (small: files x outcomes)."""
-    rows = (
-        outcomes.groupBy("source_file")
-        .agg(
-            F.sum((F.col("kind") == "response").cast("long")).alias("responses"),
-            F.sum(((F.col("kind") == "response") & F.col("is_html")).cast("long")).alias("html"),
-            F.sum(((F.col("kind") == "response") & ~F.col("is_html")).cast("long")).alias("non_html"),
-            F.sum((F.col("kind") == "skipped").cast("long")).alias("non_http_skipped"),
-            F.sum((F.col("kind") == "error").cast("long")).alias("errors"),
-        )
-        .collect()
-    )
-    return {r.source_file: {k: int(r[k] or 0) for k in COUNT_KEYS} for r in rows}
 
 
 def _per_file_tsv(per_file: dict[str, dict[str, int]]) -> str:

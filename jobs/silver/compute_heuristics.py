@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import job_run
 from schemas import silver
-from udfs.heuristics import VERSION, heuristics_udf
+from udfs.heuristics import VERSION
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,8 +30,14 @@ class Config(JobConfig):
 
 
 def transform(documents: DataFrame, cfg: Config) -> DataFrame:
-    stats = heuristics_udf(max_chars=cfg.max_chars)
-    return documents.select("doc_id", "crawl", stats("text", "url").alias(VERSION))
+    max_chars = cfg.max_chars
+
+    def signals(batches):
+        from udfs.heuristics import heuristics_batches
+
+        yield from heuristics_batches(batches, max_chars)
+
+    return documents.select("doc_id", "crawl", "text", "url").mapInArrow(signals, silver.SIGNALS_HEURISTIC.schema)
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:
@@ -40,10 +46,11 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         tracked.table_read(silver.DOCUMENTS.fullname, version)
         docs = tables.read_table(spark, cfg, silver.DOCUMENTS, version)
         crawls = sorted(cfg.crawls) if cfg.crawls else sorted(r.crawl for r in docs.select("crawl").distinct().collect())
-        docs = docs.where(F.col("crawl").isin(crawls))
-        written = tables.replace_where(transform(docs, cfg), cfg, silver.SIGNALS_HEURISTIC, tables.in_list("crawl", crawls))
+        seen_in, seen_out = Observation("documents"), Observation("signals")
+        docs = docs.where(F.col("crawl").isin(crawls)).observe(seen_in, F.count(F.lit(1)).alias("n"))
+        signals = transform(docs, cfg).observe(seen_out, F.count(F.lit(1)).alias("n"))
+        written = tables.replace_where(signals, cfg, silver.SIGNALS_HEURISTIC, tables.in_list("crawl", crawls))
         tracked.table_written(silver.SIGNALS_HEURISTIC.fullname, written)
-        n_in = docs.count()
-        n_out = tables.read_table(spark, cfg, silver.SIGNALS_HEURISTIC, written).where(F.col("crawl").isin(crawls)).count()
+        n_in, n_out = seen_in.get["n"], seen_out.get["n"]
         tracked.metrics(rows_in_documents=n_in, rows_out_signals=n_out)
         return {"run_id": tracked.run_id, "crawls": crawls, "rows_in_documents": n_in, "rows_out_signals": n_out}

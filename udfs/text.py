@@ -1,0 +1,88 @@
+"""Text normalisation and splitting shared by every signal, vectorised over whole batches with Arrow.
+
+One definition of a word (a maximal run of non-whitespace characters, Unicode White_Space) and of a
+line (a "\\n"-separated piece, whitespace-trimmed, empty ones dropped), so documents.word_count,
+heuristics and dedup shingles always agree.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_NON_WORD = re.compile(r"[^\w\s]+", re.UNICODE)
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """The non-empty pieces (words or lines) of a batch of texts, flattened, with per-text offsets:
+    text i owns values[offsets[i]:offsets[i+1]]."""
+    values: pa.Array          # large_string
+    offsets: np.ndarray       # int64, len(texts) + 1
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def doc_index(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.offsets) - 1), self.counts)
+
+    def per_doc_sum(self, values: np.ndarray) -> np.ndarray:
+        """Sum of a per-piece array within each text (0 for texts without pieces)."""
+        cs = np.concatenate(([0], np.cumsum(values, dtype=np.float64 if values.dtype.kind == "f" else np.int64)))
+        return cs[self.offsets[1:]] - cs[self.offsets[:-1]]
+
+
+def as_text_array(texts) -> pa.Array:
+    if isinstance(texts, (pa.Array, pa.ChunkedArray)):
+        arr = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+        return pc.fill_null(arr.cast(pa.large_string()), "")
+    return pa.array(["" if t is None else t for t in texts], type=pa.large_string())
+
+
+def _non_empty(lists: pa.ListArray | pa.LargeListArray) -> Pieces:
+    flat = lists.flatten()
+    offsets = np.asarray(lists.offsets, dtype=np.int64)
+    keep = np.asarray(pc.greater(pc.utf8_length(flat), 0), dtype=bool)
+    if keep.all():
+        return Pieces(flat, offsets - offsets[0])
+    kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+    return Pieces(flat.filter(pa.array(keep)), kept_before[offsets - offsets[0]])
+
+
+def words(texts) -> Pieces:
+    """Whitespace-separated words of every text (str.split() semantics)."""
+    return _non_empty(pc.utf8_split_whitespace(as_text_array(texts)))
+
+
+def lines(texts) -> Pieces:
+    """Whitespace-trimmed, non-empty lines of every text."""
+    return _non_empty(_split_trimmed(texts, "\n"))
+
+
+def _split_trimmed(texts, pattern: str, regex: bool = False) -> pa.LargeListArray:
+    arr = as_text_array(texts)
+    parts = pc.split_pattern_regex(arr, pattern) if regex else pc.split_pattern(arr, pattern)
+    trimmed = pc.utf8_trim_whitespace(parts.flatten())
+    return pa.LargeListArray.from_arrays(pa.array(np.asarray(parts.offsets, dtype=np.int64)), trimmed)
+
+
+def paragraphs(texts) -> Pieces:
+    """Non-empty pieces between blank lines ("\\n", optional spaces, "\\n"), trimmed."""
+    return _non_empty(_split_trimmed(texts, r"\n[\s\pZ]*\n", regex=True))
+
+
+def word_counts(texts) -> np.ndarray:
+    return words(texts).counts
+
+
+def normalize_for_hashing(text: str) -> str:
+    """Lower case, NFKC, punctuation removed, whitespace collapsed: the form dedup shingles and
+    decontamination n-grams are taken from."""
+    text = unicodedata.normalize("NFKC", text or "").lower()
+    return _SPACES.sub(" ", _NON_WORD.sub(" ", text)).strip()
