@@ -1,5 +1,6 @@
 """Silver: documents and the signals computed over them (facts and scores, never decisions)."""
 from pyspark.sql.types import (
+    ArrayType,
     BooleanType,
     DoubleType,
     IntegerType,
@@ -57,4 +58,39 @@ SIGNALS_HEURISTIC = TableContract(
     partition_by=("crawl",),
 )
 
-TABLES = (DOCUMENTS, SIGNALS_HEURISTIC)
+SIGNALS_MINHASH = TableContract(
+    layer="silver",
+    name="signals_minhash",
+    comment="MinHash signature and exact-text hash per document and parameter version (udfs/minhash.py).",
+    columns=(
+        Column("doc_id", StringType(), "silver.documents.doc_id", False),
+        Column("crawl", StringType(), "crawl id", False),
+        Column("version", StringType(), "parameter tag, e.g. minhash_5g_14x8", False),
+        Column("text_hash", LongType(), "64-bit hash of the normalised word sequence; NULL for text without words"),
+        Column("signature", ArrayType(IntegerType(), False),
+               "bands*rows MinHash values, uint32 stored as int (x & 4294967295 restores them); NULL without shingles"),
+    ),
+    partition_by=("crawl",),
+    properties={"delta.dataSkippingStatsColumns": "doc_id,version,text_hash"},
+)
+
+DUPLICATES = TableContract(
+    layer="silver",
+    name="duplicates",
+    comment="Duplicate clusters: exact text, same URL, and MinHash-LSH near duplicates, as connected components.",
+    columns=(
+        Column("doc_id", StringType(), "silver.documents.doc_id", False),
+        Column("crawl", StringType(), "crawl id", False),
+        Column("version", StringType(), "MinHash parameter tag the clusters were computed with", False),
+        Column("scope", StringType(), "crawl: clusters within each crawl; global: across every crawl deduplicated", False),
+        Column("exact_group", LongType(), "text_hash shared by documents with identical normalised text"),
+        Column("url_group", LongType(), "hash of the normalised URL (scheme, www., fragment, trailing slash dropped)"),
+        Column("cluster_id", StringType(), "doc_id of the cluster's representative", False),
+        Column("cluster_size", IntegerType(), "documents in the cluster (1: no duplicate)", False),
+        Column("is_representative", BooleanType(), "the one document a recipe keeps: earliest warc_date, then smallest doc_id", False),
+    ),
+    partition_by=("crawl",),
+    properties={"delta.dataSkippingStatsColumns": "doc_id,version,scope,cluster_id,cluster_size"},
+)
+
+TABLES = (DOCUMENTS, SIGNALS_HEURISTIC, SIGNALS_MINHASH, DUPLICATES)

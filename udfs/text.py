@@ -6,16 +6,11 @@ heuristics and dedup shingles always agree.
 """
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-_NON_WORD = re.compile(r"[^\w\s]+", re.UNICODE)
-_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -81,8 +76,12 @@ def word_counts(texts) -> np.ndarray:
     return words(texts).counts
 
 
-def normalize_for_hashing(text: str) -> str:
-    """Lower case, NFKC, punctuation removed, whitespace collapsed: the form dedup shingles and
-    decontamination n-grams are taken from."""
-    text = unicodedata.normalize("NFKC", text or "").lower()
-    return _SPACES.sub(" ", _NON_WORD.sub(" ", text)).strip()
+def normalized(texts) -> pa.Array:
+    """NFKC, lower case, every run of characters that are not letters, digits or combining marks
+    replaced by a space: the form dedup shingles and decontamination n-grams are taken from."""
+    arr = pc.utf8_lower(pc.utf8_normalize(as_text_array(texts), "NFKC"))
+    return pc.replace_substring_regex(arr, r"[^\pL\pN\pM\s]+", " ")
+
+
+def normalized_words(texts) -> Pieces:
+    return words(normalized(texts))

@@ -44,7 +44,7 @@ class JobConfig:
         if not self.experiment.strip():
             raise ValueError("experiment must not be empty")
 
-    def params(self) -> dict[str, str]:
+    def mlflow_params(self) -> dict[str, str]:
         """The config as flat MLflow params (runtime location fields included, secrets never held here)."""
         out: dict[str, str] = {}
         for f in dataclasses.fields(self):

@@ -146,7 +146,7 @@ def job_run(cfg: JobConfig, job: str, **tags: str) -> Iterator[JobRun]:
         run_tags["mlflow.parentRunId"] = parent
     run = client.create_run(experiment_id, run_name=job, tags=run_tags)
     handle = JobRun(client, run.info.run_id, cfg)
-    handle.params(**cfg.params())
+    handle.params(**cfg.mlflow_params())
     token = _parent_run.set(run.info.run_id)
     started = time.perf_counter()
     try:

@@ -1,0 +1,155 @@
+"""Silver: duplicate clusters from exact-text, URL and MinHash-LSH near-duplicate edges.
+
+Reads   silver.signals_minhash (one parameter version) and silver.documents (url, warc_date)
+Writes  silver.duplicates      (scope crawl: replaces the clusters of the crawls asked for;
+                                scope global: replaces the global clusters of every crawl signed so far)
+Re-run  the same inputs give the same rows. A new crawl deduplicated globally reuses the stored signatures
+        of earlier crawls and gives the clusters a full run over all of them gives.
+
+Edges, within a crawl (scope crawl) or across all crawls (scope global):
+  exact   documents with the same text_hash (normalised word sequence), as a star around the smallest node;
+  url     documents with the same normalised URL, likewise;
+  lsh     documents sharing all `rows` values of a band. Only one document per exact group enters LSH
+          (100,000 identical pages are one LSH node). Buckets of up to max_bucket_pairs members give all
+          their pairs, larger ones a star; with verify on, a pair is kept only when its signatures'
+          Jaccard estimate reaches the threshold.
+Clusters are the connected components (jobs/runtime/graph.py). The representative is the member fetched
+first (smallest warc_date, then smallest doc_id): a pure function of the members, so incremental and full
+runs agree, and it stays put when later crawls join an existing cluster.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from jobs.runtime import tables
+from jobs.runtime.graph import connected_components
+from jobs.runtime.tracking import job_run
+from jobs.silver.compute_minhash import SignatureConfig
+from schemas import silver
+
+SCOPES = ("crawl", "global")
+NEVER = "timestamp'9999-12-31 00:00:00'"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(SignatureConfig):
+    crawls: tuple[str, ...] = ()
+    scope: str = "crawl"
+    verify: bool = True
+    max_bucket_pairs: int = 64          # buckets larger than this give a star, not all pairs
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.scope not in SCOPES:
+            raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+        if self.max_bucket_pairs < 2:
+            raise ValueError("max_bucket_pairs must be at least 2")
+
+
+def normalized_url(col: str = "url"):
+    """Lower case; scheme, leading www., fragment and trailing slashes removed."""
+    u = F.lower(F.col(col))
+    for pattern in (r"^[a-z][a-z0-9+.-]*://", r"^www\.", r"#.*$", r"/+$"):
+        u = F.regexp_replace(u, pattern, "")
+    return u
+
+
+def _pairs(members: str, limit: int):
+    """All pairs of a small sorted bucket; a star around its first member when it is large."""
+    return F.expr(f"""
+        CASE WHEN size({members}) <= {limit} THEN
+          flatten(transform(sequence(0, size({members}) - 2),
+                  i -> transform(slice({members}, i + 2, size({members}) - i - 1),
+                                 v -> named_struct('a', {members}[i], 'b', v))))
+        ELSE transform(slice({members}, 2, size({members}) - 1), v -> named_struct('a', {members}[0], 'b', v))
+        END""")
+
+
+def _star_edges(nodes: DataFrame, key: str) -> DataFrame:
+    """Edges from every node to the smallest node sharing its (scope_key, key)."""
+    w = Window.partitionBy("scope_key", key)
+    return (nodes.where(F.col(key).isNotNull()).withColumn("hub", F.min("node").over(w))
+            .where(F.col("node") != F.col("hub")).select(F.col("node").alias("a"), F.col("hub").alias("b")))
+
+
+def lsh_edges(nodes: DataFrame, cfg: Config) -> DataFrame:
+    params = cfg.minhash()
+    leaders = nodes.where(F.col("signature").isNotNull() & (F.col("node") == F.col("exact_hub")))
+    bands = leaders.select(
+        "scope_key", "node",
+        F.posexplode(F.expr(f"transform(sequence(0, {params.bands - 1}), "
+                            f"i -> xxhash64(slice(signature, i * {params.rows} + 1, {params.rows})))")).alias("band", "bucket"))
+    buckets = (bands.groupBy("scope_key", "band", "bucket").agg(F.array_sort(F.collect_list("node")).alias("m"))
+               .where(F.size("m") > 1))
+    pairs = buckets.select(F.explode(_pairs("m", cfg.max_bucket_pairs)).alias("p")).select("p.a", "p.b").distinct()
+    if not cfg.verify:
+        return pairs
+    sigs = leaders.select("node", "signature")
+    matched = F.expr("aggregate(zip_with(sa, sb, (x, y) -> CAST(x = y AS INT)), 0, (acc, x) -> acc + x) / size(sa)")
+    return (pairs.join(sigs.select(F.col("node").alias("a"), F.col("signature").alias("sa")), "a")
+            .join(sigs.select(F.col("node").alias("b"), F.col("signature").alias("sb")), "b")
+            .where(matched >= F.lit(cfg.threshold)).select("a", "b"))
+
+
+def transform(signals: DataFrame, documents: DataFrame, cfg: Config) -> tuple[DataFrame, dict]:
+    """Duplicate rows (the table contract) for every document of `signals`; and how they were found."""
+    params = cfg.minhash()
+    scope_key = F.col("crawl") if cfg.scope == "crawl" else F.lit("*")
+    nodes = (
+        signals.select("doc_id", "crawl", "text_hash", "signature")
+        .join(documents.select("doc_id", "url", "warc_date"), "doc_id", "left")
+        .select("doc_id", "crawl", "text_hash", "signature", "warc_date",
+                F.xxhash64("doc_id").alias("node"), scope_key.alias("scope_key"),
+                F.when(F.col("url").isNotNull(), F.xxhash64(normalized_url())).alias("url_group"))
+        .withColumn("exact_hub", F.coalesce(
+            F.min("node").over(Window.partitionBy("scope_key", "text_hash")), F.col("node")))
+        .localCheckpoint()
+    )
+    exact, url, lsh = _star_edges(nodes.withColumnRenamed("text_hash", "k"), "k"), _star_edges(nodes, "url_group"), lsh_edges(nodes, cfg)
+    edges = exact.unionByName(url).unionByName(lsh)
+    components, rounds = connected_components(edges)
+    clustered = nodes.join(components, "node", "left").withColumn("root", F.coalesce("root", "node"))
+    by_root = Window.partitionBy("root")
+    first = F.min(F.struct(F.coalesce("warc_date", F.expr(NEVER)).alias("t"), F.col("doc_id").alias("d"))).over(by_root)
+    out = clustered.select(
+        "doc_id", "crawl", F.lit(params.tag).alias("version"), F.lit(cfg.scope).alias("scope"),
+        F.col("text_hash").alias("exact_group"), "url_group",
+        first["d"].alias("cluster_id"), F.count(F.lit(1)).over(by_root).cast("int").alias("cluster_size"),
+    ).withColumn("is_representative", F.col("doc_id") == F.col("cluster_id"))
+    return out, {"cc_rounds": rounds}
+
+
+def run(spark: SparkSession, cfg: Config) -> dict:
+    params = cfg.minhash()
+    with job_run(cfg, "cluster_duplicates", version=params.tag, scope=cfg.scope) as tracked:
+        sig_version = tables.table_version(spark, cfg, silver.SIGNALS_MINHASH)
+        doc_version = tables.table_version(spark, cfg, silver.DOCUMENTS)
+        tracked.table_read(silver.SIGNALS_MINHASH.fullname, sig_version)
+        tracked.table_read(silver.DOCUMENTS.fullname, doc_version)
+        signals = tables.read_table(spark, cfg, silver.SIGNALS_MINHASH, sig_version).where(F.col("version") == params.tag)
+        if cfg.scope == "crawl" and cfg.crawls:
+            signals = signals.where(F.col("crawl").isin(list(cfg.crawls)))
+        documents = tables.read_table(spark, cfg, silver.DOCUMENTS, doc_version)
+        out, info = transform(signals, documents, cfg)
+        out = out.localCheckpoint()
+        stats = out.agg(
+            F.count(F.lit(1)).alias("documents"),
+            F.count_if("is_representative").alias("representatives"),
+            F.count_if(F.col("cluster_size") > 1).alias("in_clusters"),
+            F.count_if(F.col("is_representative") & (F.col("cluster_size") > 1)).alias("clusters"),
+            F.max("cluster_size").alias("largest"),
+            F.collect_set("crawl").alias("crawls"),
+        ).first()
+        crawls = sorted(stats.crawls)
+        where = (f"{tables.in_list('crawl', crawls)} AND version = {tables.sql_literal(params.tag)} "
+                 f"AND scope = {tables.sql_literal(cfg.scope)}")
+        tracked.table_written(silver.DUPLICATES.fullname, tables.replace_where(out, cfg, silver.DUPLICATES, where))
+        counts = {"rows_in_signatures": stats.documents, "rows_out_duplicates": stats.documents,
+                  "rows_out_representatives": stats.representatives, "rows_out_in_clusters": stats.in_clusters,
+                  "clusters": stats.clusters, "largest_cluster": stats.largest or 0,
+                  "rows_dropped_by_dedup": stats.documents - stats.representatives, **info}
+        tracked.metrics(**counts)
+        return {"run_id": tracked.run_id, "version": params.tag, "scope": cfg.scope, "crawls": crawls, **counts}

@@ -1,0 +1,92 @@
+"""Silver: MinHash signatures and exact-text hashes (signal family minhash_<n>g_<b>x<r>).
+
+Reads   silver.documents           (the crawls asked for; every crawl by default)
+Writes  silver.signals_minhash     (replaces the rows of those crawls for this parameter version)
+Re-run  a crawl whose signatures for this version are complete is skipped (--recompute forces it);
+        other versions' rows are left alone, so parameter sets can be compared side by side.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.runtime import tables
+from jobs.runtime.config import JobConfig
+from jobs.runtime.tracking import job_run
+from schemas import silver
+from udfs.minhash import MinHashParams, optimal_bands_rows
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignatureConfig(JobConfig):
+    """The MinHash parameters both dedup jobs share."""
+    ngram: int = 5
+    bands: int = 14                 # FineWeb's 14 x 8: a J=0.8 pair collides with probability 0.924
+    rows: int = 8
+    threshold: float = 0.8          # Jaccard similarity that makes two documents near duplicates
+    auto_bands: bool = False        # choose bands x rows for `threshold` within bands * rows permutations
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.threshold < 1:
+            raise ValueError("threshold must be between 0 and 1")
+        self.minhash()     # validates ngram / bands / rows
+
+    def minhash(self) -> MinHashParams:
+        bands, rows = (optimal_bands_rows(self.threshold, self.bands * self.rows) if self.auto_bands
+                       else (self.bands, self.rows))
+        return MinHashParams(ngram=self.ngram, bands=bands, rows=rows, seed=self.seed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(SignatureConfig):
+    crawls: tuple[str, ...] = ()
+    recompute: bool = False
+
+
+def transform(documents: DataFrame, cfg: Config) -> DataFrame:
+    params = cfg.minhash()
+
+    def sign(batches):
+        from udfs.minhash import signature_batches
+
+        yield from signature_batches(batches, params)
+
+    return documents.select("doc_id", "crawl", "text").mapInArrow(sign, silver.SIGNALS_MINHASH.schema)
+
+
+def crawls_to_sign(spark: SparkSession, cfg: Config, documents: DataFrame, signals: DataFrame) -> list[str]:
+    """Crawls asked for whose signatures for this version are missing or incomplete."""
+    asked = documents if not cfg.crawls else documents.where(F.col("crawl").isin(list(cfg.crawls)))
+    have = asked.groupBy("crawl").agg(F.count(F.lit(1)).alias("docs"))
+    if cfg.recompute:
+        return sorted(r.crawl for r in have.collect())
+    signed = signals.groupBy("crawl").agg(F.count(F.lit(1)).alias("signed"))
+    rows = have.join(signed, "crawl", "left").where(F.coalesce("signed", F.lit(0)) != F.col("docs")).collect()
+    return sorted(r.crawl for r in rows)
+
+
+def run(spark: SparkSession, cfg: Config) -> dict:
+    params = cfg.minhash()
+    with job_run(cfg, "compute_minhash", version=params.tag) as tracked:
+        tracked.params(num_perm=params.num_perm, version=params.tag)
+        version = tables.table_version(spark, cfg, silver.DOCUMENTS)
+        tracked.table_read(silver.DOCUMENTS.fullname, version)
+        documents = tables.read_table(spark, cfg, silver.DOCUMENTS, version)
+        signals = tables.read_table(spark, cfg, silver.SIGNALS_MINHASH).where(F.col("version") == params.tag)
+        todo = crawls_to_sign(spark, cfg, documents, signals)
+        summary = {"run_id": tracked.run_id, "version": params.tag, "crawls_signed": todo, "rows_out_signatures": 0}
+        if not todo:
+            return summary
+        seen = Observation("signatures")
+        out = transform(documents.where(F.col("crawl").isin(todo)), cfg).observe(
+            seen, F.count(F.lit(1)).alias("rows"), F.count_if(F.col("signature").isNull()).alias("no_shingles"))
+        where = f"{tables.in_list('crawl', todo)} AND version = {tables.sql_literal(params.tag)}"
+        tracked.table_written(silver.SIGNALS_MINHASH.fullname, tables.replace_where(out, cfg, silver.SIGNALS_MINHASH, where))
+        counts = {"rows_out_signatures": seen.get["rows"], "rows_out_without_shingles": seen.get["no_shingles"]}
+        tracked.metrics(**counts)
+        summary.update(counts)
+        return summary
