@@ -77,6 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extractor", choices=("resiliparse", "trafilatura"), default="resiliparse",
                    help="main-content extractor (default resiliparse)")
 
+    p = command("dedup", "silver.documents -> silver.signals_minhash and silver.duplicates (exact, URL, MinHash-LSH)",
+                cmd_dedup)
+    p.add_argument("--crawl", action="append", default=[], help="crawl to deduplicate (repeatable; default: all)")
+    p.add_argument("--scope", choices=("crawl", "global"), default="crawl",
+                   help="crawl: clusters within each crawl (default); global: across every crawl signed so far, "
+                        "reusing stored signatures (incremental)")
+    p.add_argument("--ngram", type=int, default=5, help="words per shingle (default 5)")
+    p.add_argument("--bands", type=int, default=14, help="LSH bands (default 14)")
+    p.add_argument("--rows", type=int, default=8, help="rows per band (default 8; num_perm = bands x rows)")
+    p.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity of near duplicates (default 0.8)")
+    p.add_argument("--auto-bands", action="store_true",
+                   help="choose bands x rows for --threshold within bands*rows permutations")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="keep every LSH candidate pair (default: drop pairs whose signature estimate is below --threshold)")
+    p.add_argument("--seed", type=int, default=1, help="permutation seed (default 1)")
+    p.add_argument("--recompute", action="store_true", help="compute signatures again even where they exist")
+
     p = command("sql", "run a SQL query over the lakehouse tables", cmd_sql)
     p.add_argument("query", help='e.g. "SELECT language, count(*) FROM silver.documents GROUP BY 1"')
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
@@ -141,6 +158,27 @@ def cmd_extract(args) -> int:
     print("extract: heuristic signals …", file=sys.stderr)
     sig = compute_heuristics.run(spark, compute_heuristics.Config(**base, crawls=tuple(docs["crawls"])))
     print(f"silver.signals_heuristic: {sig['rows_out_signals']} rows")
+    return EXIT_OK
+
+
+def cmd_dedup(args) -> int:
+    from jobs.silver import cluster_duplicates, compute_minhash
+
+    base = _base(args)
+    shared = dict(ngram=args.ngram, bands=args.bands, rows=args.rows, threshold=args.threshold,
+                  auto_bands=args.auto_bands, seed=args.seed)
+    cfg = compute_minhash.Config(**base, **shared, crawls=tuple(args.crawl), recompute=args.recompute)
+    spark = _spark(cfg)
+    print(f"dedup: signatures ({cfg.minhash().tag}) …", file=sys.stderr)
+    sig = compute_minhash.run(spark, cfg)
+    print(f"silver.signals_minhash: {sig['rows_out_signatures']} new signatures "
+          f"(crawls {', '.join(sig['crawls_signed']) or 'none: all up to date'})")
+    print(f"dedup: clusters (scope {args.scope}) …", file=sys.stderr)
+    dup = cluster_duplicates.run(spark, cluster_duplicates.Config(
+        **base, **shared, crawls=tuple(args.crawl), scope=args.scope, verify=args.verify))
+    print(f"silver.duplicates: {dup['rows_out_duplicates']} documents, {dup['clusters']} clusters of duplicates "
+          f"(largest {dup['largest_cluster']}), {dup['rows_out_representatives']} representatives, "
+          f"{dup['rows_dropped_by_dedup']} duplicates to drop; {dup['cc_rounds']} component rounds")
     return EXIT_OK
 
 

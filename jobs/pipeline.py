@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 from jobs.bronze import ingest_warc, sample_crawl
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import job_run
-from jobs.silver import compute_heuristics, extract_documents
+from jobs.silver import cluster_duplicates, compute_heuristics, compute_minhash, extract_documents
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +63,14 @@ def stages(cfg: Config, warc: str) -> list[tuple[str, Callable[[SparkSession], d
         ("heuristics",
          lambda s: compute_heuristics.run(s, compute_heuristics.Config(**base, crawls=crawls)),
          lambda r: (r["rows_in_documents"], r["rows_out_signals"], "heuristics_v1")),
+        ("minhash",
+         lambda s: compute_minhash.run(s, compute_minhash.Config(**base, crawls=crawls)),
+         lambda r: (r["rows_out_signatures"], r["rows_out_signatures"],
+                    r["version"] + ("" if r["crawls_signed"] else " (signatures up to date)"))),
+        ("dedup",
+         lambda s: cluster_duplicates.run(s, cluster_duplicates.Config(**base, crawls=crawls)),
+         lambda r: (r["rows_in_signatures"], r["rows_out_representatives"],
+                    f"{r['clusters']} clusters, {r['rows_dropped_by_dedup']} duplicates (largest {r['largest_cluster']})")),
     ]
 
 

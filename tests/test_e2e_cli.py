@@ -29,7 +29,7 @@ def test_demo_then_sql_from_new_processes(home):
     demo = ok(run_cli("demo", "--pages", "120", home=home))
     assert "stage" in demo.stdout and "ingest" in demo.stdout and "heuristics" in demo.stdout
     assert "lakesift sql" in demo.stdout and "lakesift ui" in demo.stdout
-    assert "[3/3] heuristics done" in demo.stderr
+    assert "[5/5] dedup done" in demo.stderr
 
     query = "SELECT language, count(*) AS docs FROM silver.documents GROUP BY language ORDER BY docs DESC, language"
     as_json = [json.loads(line) for line in ok(run_cli("sql", query, "--format", "json", home=home)).stdout.splitlines()]
@@ -50,7 +50,7 @@ def test_demo_then_sql_from_new_processes(home):
     runs = client.search_runs([exp.experiment_id])
     parent = [r for r in runs if r.data.tags["lakesift.job"] == "demo"][0]
     children = {r.data.tags["lakesift.job"] for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-    assert children == {"ingest", "extract_documents", "compute_heuristics"}
+    assert children == {"ingest", "extract_documents", "compute_heuristics", "compute_minhash", "cluster_duplicates"}
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
