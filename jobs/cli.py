@@ -89,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity of near duplicates (default 0.8)")
     p.add_argument("--auto-bands", action="store_true",
                    help="choose bands x rows for --threshold within bands*rows permutations")
-    p.add_argument("--no-verify", dest="verify", action="store_false",
-                   help="keep every LSH candidate pair (default: drop pairs whose signature estimate is below --threshold)")
+    p.add_argument("--verify", choices=("exact", "estimate", "none"), default="exact",
+                   help="keep an LSH candidate pair when its exact shingle Jaccard (default), or its signature "
+                        "estimate, reaches --threshold; none keeps every candidate")
     p.add_argument("--seed", type=int, default=1, help="permutation seed (default 1)")
     p.add_argument("--recompute", action="store_true", help="compute signatures again even where they exist")
 

@@ -76,7 +76,9 @@ def test_below_threshold_pairs_are_verified_away(spark, home):
     docs = documents(spark, [("a", " ".join(base)), ("b", " ".join(half))])
     rows, _ = cluster(spark, docs, home, bands=60, rows=1)    # 1-row bands: almost surely a candidate
     assert rows["a"].cluster_size == rows["b"].cluster_size == 1
-    unverified, _ = cluster(spark, docs, home, bands=60, rows=1, verify=False)
+    estimated, _ = cluster(spark, docs, home, bands=60, rows=1, verify="estimate")
+    assert estimated["a"].cluster_size == 1
+    unverified, _ = cluster(spark, docs, home, bands=60, rows=1, verify="none")
     assert unverified["a"].cluster_size == 2
 
 

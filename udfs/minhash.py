@@ -228,3 +228,15 @@ def signature_batches(batches, params: MinHashParams):
         yield pa.RecordBatch.from_arrays(
             [batch.column("doc_id"), batch.column("crawl"), pa.array([params.tag] * n, type=pa.string()), hashes, lists],
             names=["doc_id", "crawl", "version", "text_hash", "signature"])
+
+
+def shingle_set_batches(batches, ngram: int):
+    """mapInArrow function: (node, text) -> (node, shingles): the sorted distinct 32-bit shingle hashes of
+    each text, for exact Jaccard verification of candidate pairs."""
+    for batch in batches:
+        hashes, offsets = shingle_hashes(T.normalized_words(batch.column("text")), ngram)
+        sets = [np.unique(hashes[a:b]).view(np.int32) for a, b in zip(offsets[:-1], offsets[1:])]
+        lens = np.array([len(s) for s in sets], dtype=np.int64)
+        values = pa.array(np.concatenate(sets) if sets else np.zeros(0, np.int32), type=pa.int32())
+        lists = pa.ListArray.from_arrays(pa.array(np.concatenate(([0], np.cumsum(lens))).astype(np.int32)), values)
+        yield pa.RecordBatch.from_arrays([batch.column("node"), lists], names=["node", "shingles"])
