@@ -3,8 +3,9 @@
 Shingles are word n-grams of normalised text (udfs/text.normalized_words). Hashing is our own, stable
 across processes and machines (never Python's hash()), and vectorised over whole Arrow batches:
 
-  word hash     64-bit polynomial over the word's UTF-8 bytes, computed for every word of the batch at
-                once from prefix sums over the byte buffer, then the MurmurHash3 64-bit finalizer;
+  word hash     64-bit polynomial over the word's UTF-8 bytes (sum of byte_i * B^i), computed for every
+                word of the batch at once from one prefix sum over the byte buffer, then the MurmurHash3
+                64-bit finalizer;
   shingle hash  polynomial over n consecutive word hashes, finalised, low 32 bits (a document with fewer
                 than n words has one shingle of all its words; an empty one has none and no signature);
   signature     datasketch's "affine32" scheme (datasketch >= 2.0 default): h -> fmix32(h), then for each
@@ -85,11 +86,29 @@ def permutations(num_perm: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def word_hashes(words: pa.Array) -> np.ndarray:
-    """Stable 64-bit hash of every string in `words` (large_string), from prefix sums over its bytes.
+_POWERS = [np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64)]    # B^i and B^-i mod 2^64, per process
 
-    H(w) = sum_i byte_i * B^(L-1-i) mod 2^64; with S[j] = sum_{i<j} byte_i * B^(N-1-i) over the whole
-    buffer, H = (S[end] - S[start]) * B^-(N-end). Wrapping uint64 arithmetic is the modulo.
+
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """B^i and B^-i (mod 2^64) for i < n, extended on demand and kept for the life of the worker."""
+    have = len(_POWERS[0])
+    if have < n:
+        grow = max(n, 2 * have)
+        inverse = np.uint64(pow(int(_BYTE_BASE), -1, 1 << 64))
+        with np.errstate(over="ignore"):
+            for idx, base in ((0, _BYTE_BASE), (1, inverse)):
+                extra = np.full(grow - have, base, dtype=np.uint64)
+                extra[0] = _POWERS[idx][-1] * base
+                _POWERS[idx] = np.concatenate((_POWERS[idx], np.multiply.accumulate(extra)))
+    return _POWERS[0], _POWERS[1]
+
+
+def word_hashes(words: pa.Array) -> np.ndarray:
+    """Stable 64-bit hash of every string in `words`, from one prefix sum over the batch's byte buffer.
+
+    H(w) = fmix64(sum_i byte_i * B^i + len(w)) mod 2^64, B = the FNV-1 64-bit prime. With
+    S[j] = sum_{i<j} byte_i * B^i over the whole buffer, a word at [s, e) has sum (S[e] - S[s]) * B^-s;
+    wrapping uint64 arithmetic is the modulo, and B is odd so B^-1 exists.
     """
     n = len(words)
     if n == 0:
@@ -97,69 +116,74 @@ def word_hashes(words: pa.Array) -> np.ndarray:
     words = words.cast(pa.large_string())
     offsets = np.frombuffer(words.buffers()[1], dtype=np.int64, count=n + 1, offset=words.offset * 8)
     start, end = int(offsets[0]), int(offsets[-1])
-    data = np.frombuffer(words.buffers()[2], dtype=np.uint8)[start:end].astype(np.uint64)
     rel = offsets - start
     total = end - start
+    powers, inverse = _powers(total + 1)
     with np.errstate(over="ignore"):
-        powers = np.empty(total + 1, dtype=np.uint64)
-        powers[0] = 1
-        if total:
-            powers[1:] = _BYTE_BASE
-            np.multiply.accumulate(powers, out=powers)
-        inv_base = np.uint64(pow(int(_BYTE_BASE), -1, 1 << 64))
-        inv_powers = np.empty(total + 1, dtype=np.uint64)
-        inv_powers[0] = 1
-        if total:
-            inv_powers[1:] = inv_base
-            np.multiply.accumulate(inv_powers, out=inv_powers)
-        prefix = np.zeros(total + 1, dtype=np.uint64)
-        np.cumsum(data * powers[total - 1 - np.arange(total, dtype=np.int64)], out=prefix[1:])
-        raw = (prefix[rel[1:]] - prefix[rel[:-1]]) * inv_powers[total - rel[1:]]
-        return fmix64(raw + (rel[1:] - rel[:-1]).astype(np.uint64))   # length mixed in: "" != "\0"
+        data = np.frombuffer(words.buffers()[2], dtype=np.uint8)[start:end].astype(np.uint64)
+        prefix = np.empty(total + 1, dtype=np.uint64)
+        prefix[0] = 0
+        np.cumsum(np.multiply(data, powers[:total], out=data), out=prefix[1:])
+        raw = (prefix[rel[1:]] - prefix[rel[:-1]]) * inverse[rel[:-1]]
+        return fmix64(raw + (rel[1:] - rel[:-1]).astype(np.uint64))   # length mixed in
 
 
 def shingle_hashes(words: T.Pieces, ngram: int) -> tuple[np.ndarray, np.ndarray]:
-    """(32-bit shingle hashes of all texts, flattened; offsets per text)."""
+    """(32-bit shingle hashes of all texts, flattened in text order; offsets per text).
+
+    A shingle's hash is the polynomial of its n word hashes, built one word at a time over the whole batch;
+    shingles that would cross into the next text are dropped. A text with fewer than n words has one
+    shingle of all its words (taken at the width equal to its length); an empty text has none.
+    """
     counts = words.counts
     wh = word_hashes(words.values)
     starts = words.offsets[:-1]
     per_doc = np.where(counts >= ngram, counts - ngram + 1, np.minimum(counts, 1))
     out_offsets = np.concatenate(([0], np.cumsum(per_doc)))
-    out = np.zeros(int(out_offsets[-1]), dtype=np.uint64)
     if len(wh) == 0:
-        return out.astype(np.uint32), out_offsets
-    doc_of = words.doc_index()
-    pos_in_doc = np.arange(len(wh)) - starts[doc_of]
-    grams = wh.copy()
+        return np.zeros(0, dtype=np.uint32), out_offsets
+    short = np.flatnonzero((counts > 0) & (counts < ngram))
+    short_hashes = np.zeros(len(short), dtype=np.uint64)
+    grams = wh
     with np.errstate(over="ignore"):
         for width in range(1, ngram + 1):
             if width > 1:
                 grams = grams[:-1] * _WORD_BASE + wh[width - 1:]
-            # short documents (fewer than ngram words) take their single shingle at width == their length
-            short = np.flatnonzero((counts == width) & (width < ngram))
-            if len(short):
-                out[out_offsets[short]] = grams[starts[short]]
-        valid = np.flatnonzero(pos_in_doc[: len(grams)] + ngram <= counts[doc_of[: len(grams)]])
-        if len(valid):
-            d = doc_of[valid]
-            out[out_offsets[d] + pos_in_doc[valid]] = grams[valid]
+            at_width = counts[short] == width
+            if at_width.any():
+                short_hashes[at_width] = grams[starts[short[at_width]]]
+    # a full shingle starting at word p is valid when it ends inside p's text
+    ends = np.repeat(words.offsets[1:], counts)[: len(grams)]
+    regular = grams[np.arange(len(grams)) + ngram <= ends]
+    if len(short):
+        out = np.empty(int(out_offsets[-1]), dtype=np.uint64)
+        slot = np.ones(len(out), dtype=bool)
+        slot[out_offsets[short]] = False
+        out[slot] = regular
+        out[out_offsets[short]] = short_hashes
+    else:
+        out = regular
     return (fmix64(out) & np.uint64(0xFFFFFFFF)).astype(np.uint32), out_offsets
 
 
-def signatures_from_hashes(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray,
-                           chunk: int = 32) -> np.ndarray:
+def signatures_from_hashes(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """MinHash signatures (docs x num_perm, uint32) from 32-bit shingle hashes grouped by offsets.
-    Rows of documents without shingles are all 0xFFFFFFFF (datasketch's empty value)."""
+    Rows of documents without shingles are all 0xFFFFFFFF (datasketch's empty value).
+
+    One permutation at a time over the whole batch's contiguous hash array: a reduceat along contiguous
+    memory is 13x faster than over a (shingles x permutations) matrix's columns."""
     n_docs = len(offsets) - 1
-    out = np.full((n_docs, len(a)), np.uint32(0xFFFFFFFF), dtype=np.uint32)
+    out = np.full((len(a), n_docs), np.uint32(0xFFFFFFFF), dtype=np.uint32)
     has = np.flatnonzero(np.diff(offsets) > 0)
     if not len(has):
-        return out
-    mixed = fmix32(hashes.astype(np.uint32))[:, None]
-    for k in range(0, len(a), chunk):
-        permuted = mixed * a[None, k:k + chunk] + b[None, k:k + chunk]        # uint32: wraps modulo 2^32
-        out[has, k:k + chunk] = np.minimum.reduceat(permuted, offsets[has], axis=0)
-    return out
+        return out.T.copy()
+    mixed = fmix32(hashes.astype(np.uint32))
+    permuted = np.empty_like(mixed)
+    for k in range(len(a)):
+        np.multiply(mixed, a[k], out=permuted)              # uint32: wraps modulo 2^32
+        np.add(permuted, b[k], out=permuted)
+        out[k, has] = np.minimum.reduceat(permuted, offsets[has])
+    return out.T.copy()
 
 
 def signatures(texts, params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
