@@ -95,6 +95,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="permutation seed (default 1)")
     p.add_argument("--recompute", action="store_true", help="compute signatures again even where they exist")
 
+    p = command("decontaminate", "n-gram overlap of documents with evaluation sets -> silver.signals_contamination",
+                cmd_decontaminate)
+    p.add_argument("--evals", nargs="+", default=[], metavar="PATH",
+                   help="JSONL evaluation files or folders (default: $LAKESIFT_EVALS, else ../shared/data/evals)")
+    p.add_argument("--ngram", type=int, default=13, help="words per n-gram (default 13)")
+    p.add_argument("--crawl", action="append", default=[], help="crawl to check (repeatable; default: all)")
+
+    p = command("train-quality", "train a fastText quality classifier and register it in MLflow", cmd_train_quality)
+    p.add_argument("--name", required=True, help="registered model name (gets the alias --alias)")
+    p.add_argument("--positives", nargs="+", required=True, metavar="PATH|TABLE",
+                   help="reference-quality text: text files, folders, zip archives, JSONL (text field) or a table")
+    p.add_argument("--negatives", nargs="+", default=["silver.documents"], metavar="PATH|TABLE",
+                   help="crawled text (default: a seeded sample of silver.documents, as many as positives)")
+    p.add_argument("--unit", choices=("block", "file"), default="block",
+                   help="text files: one document per blank-line-separated block (default) or per file")
+    p.add_argument("--min-words", type=int, default=10)
+    p.add_argument("--max-examples", type=int, default=100_000, help="per class (default 100000)")
+    p.add_argument("--holdout", type=float, default=0.1, help="held-out fraction per class (default 0.1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alias", default="champion")
+    for flag, kind, default, text in (("--lr", float, 0.1, "learning rate"), ("--epoch", int, 5, "epochs"),
+                                      ("--dim", int, 64, "vector size"), ("--word-ngrams", int, 2, "word n-grams"),
+                                      ("--min-count", int, 1, "minimal word count"), ("--bucket", int, 200_000, "hash buckets")):
+        p.add_argument(flag, type=kind, default=default, help=f"fastText {text} (default {default})")
+    p.add_argument("--loss", choices=("softmax", "hs"), default="softmax")
+
+    p = command("classify", "score documents with a quality classifier -> silver.signals_quality", cmd_classify)
+    p.add_argument("--model", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, or a fastText model file")
+    p.add_argument("--crawl", action="append", default=[], help="crawl to score (repeatable; default: all)")
+
+    p = command("select", "apply a recipe -> gold.corpus (new version) and gold.rejections", cmd_select)
+    p.add_argument("--recipe", required=True, help="shipped recipe name (see `lakesift recipes`) or a YAML file")
+    p.add_argument("--signal", action="append", default=[], metavar="FAMILY.OPTION=VALUE",
+                   help="override a recipe's signal option, e.g. quality.model=my_classifier (repeatable)")
+    p.add_argument("--crawl", action="append", default=[], help="crawl to select from (repeatable; default: all)")
+
+    p = command("export", "write a recipe's corpus as training shards with a manifest", cmd_export)
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--format", choices=("jsonl.gz", "parquet"), default="jsonl.gz")
+    p.add_argument("--shards", type=int, default=8)
+    p.add_argument("--version", type=int, help="gold.corpus version (default: the latest)")
+    p.add_argument("--output", help="folder (default: <home>/exports/<recipe>/v<version>)")
+
+    p = command("recipes", "list the shipped recipes, or print one", cmd_recipes)
+    p.add_argument("name", nargs="?", help="print this recipe's YAML")
+
     p = command("sql", "run a SQL query over the lakehouse tables", cmd_sql)
     p.add_argument("query", help='e.g. "SELECT language, count(*) FROM silver.documents GROUP BY 1"')
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
@@ -180,6 +226,86 @@ def cmd_dedup(args) -> int:
     print(f"silver.duplicates: {dup['rows_out_duplicates']} documents, {dup['clusters']} clusters of duplicates "
           f"(largest {dup['largest_cluster']}), {dup['rows_out_representatives']} representatives, "
           f"{dup['rows_dropped_by_dedup']} duplicates to drop; {dup['cc_rounds']} component rounds")
+    return EXIT_OK
+
+
+def cmd_decontaminate(args) -> int:
+    from jobs.silver import detect_contamination
+
+    cfg = detect_contamination.Config(**_base(args), evals=tuple(args.evals), ngram=args.ngram, crawls=tuple(args.crawl))
+    summary = detect_contamination.run(_spark(cfg), cfg)
+    print(f"silver.signals_contamination ({summary['version']}): {summary['rows_contaminated']} of "
+          f"{summary['rows_out_signals']} documents share a {args.ngram}-gram with {', '.join(summary['eval_sets'])}"
+          + (f"; {summary['malformed_eval_lines']} malformed evaluation lines skipped" if summary["malformed_eval_lines"] else ""))
+    return EXIT_OK
+
+
+def cmd_train_quality(args) -> int:
+    from jobs.classifiers import train_quality
+
+    cfg = train_quality.Config(
+        **_base(args), name=args.name, positives=tuple(args.positives), negatives=tuple(args.negatives),
+        unit=args.unit, min_words=args.min_words, max_examples=args.max_examples, holdout=args.holdout, seed=args.seed,
+        alias=args.alias, lr=args.lr, epoch=args.epoch, dim=args.dim, word_ngrams=args.word_ngrams,
+        min_count=args.min_count, bucket=args.bucket, loss=args.loss)
+    s = train_quality.run(_spark(cfg), cfg)
+    print(f"models:/{s['model']}@{s['alias']} = version {s['version']}: trained on {s['train_positives']} positive and "
+          f"{s['train_negatives']} negative documents; held out: ROC-AUC {s['roc_auc']:.3f}, precision "
+          f"{s['precision']:.3f}, recall {s['recall']:.3f} ({s['examples']} documents); MLflow run {s['run_id']}")
+    return EXIT_OK
+
+
+def cmd_classify(args) -> int:
+    from jobs.classifiers import classify_quality
+
+    cfg = classify_quality.Config(**_base(args), model=args.model, crawls=tuple(args.crawl))
+    s = classify_quality.run(_spark(cfg), cfg)
+    print(f"silver.signals_quality: {s['rows_out_scores']} documents scored by {s['model']} v{s['model_version']} "
+          f"(mean score {s['mean_score']:.3f}; {s['rows_out_without_text']} without text)")
+    return EXIT_OK
+
+
+def cmd_select(args) -> int:
+    from jobs.gold import select_corpus
+
+    cfg = select_corpus.Config(**_base(args), recipe=args.recipe, overrides=tuple(args.signal), crawls=tuple(args.crawl))
+    s = select_corpus.run(_spark(cfg), cfg)
+    print(s["funnel_table"], end="")
+    cuts = ", ".join(f"{k} >= {v:.4g}" for k, v in s["thresholds"].items() if v is not None)
+    print(f"gold.corpus v{s['corpus_version']}: recipe {s['recipe']} ({s['fingerprint']}) kept {s['documents_out']} of "
+          f"{s['documents_in']} documents, {s['tokens_out']:,} of {s['tokens_in']:,} estimated tokens"
+          + (f"; thresholds {cuts}" if cuts else ""))
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from jobs.gold import export_shards
+
+    cfg = export_shards.Config(**_base(args), recipe=args.recipe, format=args.format, shards=args.shards,
+                               version=args.version, output=args.output)
+    s = export_shards.run(_spark(cfg), cfg)
+    print(f"{s['documents']} documents ({s['estimated_tokens']:,} estimated tokens) of recipe {s['recipe']} "
+          f"({s['recipe_fingerprint']}, gold.corpus v{s['table_version']}) in {args.shards} {args.format} shards: "
+          f"{s['output']} (manifest.json)")
+    return EXIT_OK
+
+
+def cmd_recipes(args) -> int:
+    from importlib import resources
+
+    from jobs.gold import recipe as R
+
+    if args.name:
+        print((resources.files("jobs.gold") / "recipes" / f"{args.name}.yaml").read_text()
+              if args.name in R.shipped_recipes() else open(args.name).read(), end="")
+        return EXIT_OK
+    from jobs.runtime import output
+
+    rows = []
+    for name in R.shipped_recipes():
+        r = R.load(name)
+        rows.append((name, len(r.predicates), ", ".join(r.families()) or "-", r.description))
+    output.table(("recipe", "predicates", "signals", "description"), rows, width=90)
     return EXIT_OK
 
 
@@ -272,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("LAKESIFT_CONSOLE_PROGRESS", "1")
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:      # RecipeError is a ValueError
         print(f"lakesift {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

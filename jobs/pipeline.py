@@ -15,9 +15,13 @@ from typing import Callable
 from pyspark.sql import SparkSession
 
 from jobs.bronze import ingest_warc, sample_crawl
+from jobs.classifiers import classify_quality, train_quality
+from jobs.gold import export_shards, select_corpus
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import job_run
-from jobs.silver import cluster_duplicates, compute_heuristics, compute_minhash, extract_documents
+from jobs.silver import cluster_duplicates, compute_heuristics, compute_minhash, detect_contamination, extract_documents
+
+QUALITY_MODEL = "lakesift_quality"        # the model the shipped dclm_like recipe reads
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +54,20 @@ def stages(cfg: Config, warc: str) -> list[tuple[str, Callable[[SparkSession], d
     """(name, run, (rows_in, rows_out, note) from its summary) for every stage that exists, in order."""
     base = {k: getattr(cfg, k) for k in ("home", "catalog", "schema_prefix", "tracking_uri", "experiment")}
     crawls = (cfg.crawl,)
+    reference = Path(cfg.home) / "samples" / "reference-text.txt"
+    if not reference.exists():
+        sample_crawl.write_reference_text(reference)
+    evals = detect_contamination.default_eval_paths()
+    decontamination = [(
+        "decontaminate",
+        lambda s: detect_contamination.run(s, detect_contamination.Config(**base, crawls=crawls, evals=evals)),
+        lambda r: (r["rows_out_signals"], r["rows_out_signals"], f"{r['rows_contaminated']} contaminated ({r['version']})"),
+    )] if evals else []
+    selects = [(
+        f"select {name}",
+        lambda s, name=name: select_corpus.run(s, select_corpus.Config(**base, recipe=name)),
+        lambda r: (r["documents_in"], r["documents_out"], f"gold.corpus v{r['corpus_version']}, {r['tokens_out']:,} tokens"),
+    ) for name in ("raw", "heuristics_dedup", "dclm_like")]
     return [
         ("ingest",
          lambda s: ingest_warc.run(s, ingest_warc.Config(**base, inputs=(warc,))),
@@ -71,6 +89,18 @@ def stages(cfg: Config, warc: str) -> list[tuple[str, Callable[[SparkSession], d
          lambda s: cluster_duplicates.run(s, cluster_duplicates.Config(**base, crawls=crawls)),
          lambda r: (r["rows_in_signatures"], r["rows_out_representatives"],
                     f"{r['clusters']} clusters, {r['rows_dropped_by_dedup']} duplicates (largest {r['largest_cluster']})")),
+        *decontamination,
+        ("train-quality",
+         lambda s: train_quality.run(s, train_quality.Config(**base, name=QUALITY_MODEL, positives=(str(reference),))),
+         lambda r: (r["train_positives"] + r["train_negatives"], None,
+                    f"models:/{r['model']}@{r['alias']} v{r['version']}, held-out ROC-AUC {r['roc_auc']:.3f}")),
+        ("classify",
+         lambda s: classify_quality.run(s, classify_quality.Config(**base, model=f"models:/{QUALITY_MODEL}@champion", crawls=crawls)),
+         lambda r: (r["rows_out_scores"], r["rows_out_scores"], f"mean P(hq) {r['mean_score']:.3f}")),
+        *selects,
+        ("export dclm_like",
+         lambda s: export_shards.run(s, export_shards.Config(**base, recipe="dclm_like", shards=2)),
+         lambda r: (r["documents"], r["documents"], r["output"])),
     ]
 
 

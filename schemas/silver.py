@@ -93,4 +93,35 @@ DUPLICATES = TableContract(
     properties={"delta.dataSkippingStatsColumns": "doc_id,version,scope,cluster_id,cluster_size"},
 )
 
-TABLES = (DOCUMENTS, SIGNALS_HEURISTIC, SIGNALS_MINHASH, DUPLICATES)
+SIGNALS_QUALITY = TableContract(
+    layer="silver",
+    name="signals_quality",
+    comment="Quality-classifier score per document and model (udfs/fasttext.py).",
+    columns=(
+        Column("doc_id", StringType(), "silver.documents.doc_id", False),
+        Column("crawl", StringType(), "crawl id", False),
+        Column("model", StringType(), "registered model name (or file name for a model given by path)", False),
+        Column("model_version", StringType(), "registered model version, or the model file's sha256 prefix", False),
+        Column("score", DoubleType(), "P(reference quality); NULL for a document without text"),
+    ),
+    partition_by=("crawl",),
+    properties={"delta.dataSkippingStatsColumns": "doc_id,model,model_version,score"},
+)
+
+SIGNALS_CONTAMINATION = TableContract(
+    layer="silver",
+    name="signals_contamination",
+    comment="n-gram overlap of each document with evaluation sets (udfs/decontam.py).",
+    columns=(
+        Column("doc_id", StringType(), "silver.documents.doc_id", False),
+        Column("crawl", StringType(), "crawl id", False),
+        Column("version", StringType(), "decon_<n>g_<fingerprint of the evaluation files>", False),
+        Column("ngram_hits", IntegerType(), "the document's word n-grams found in an evaluation item", False),
+        Column("eval_sets", ArrayType(StringType(), False), "names of the evaluation sets hit, sorted", False),
+        Column("contaminated", BooleanType(), "ngram_hits > 0", False),
+    ),
+    partition_by=("crawl",),
+    properties={"delta.dataSkippingStatsColumns": "doc_id,version,ngram_hits"},
+)
+
+TABLES = (DOCUMENTS, SIGNALS_HEURISTIC, SIGNALS_MINHASH, DUPLICATES, SIGNALS_QUALITY, SIGNALS_CONTAMINATION)

@@ -24,8 +24,8 @@ from udfs.minhash import (
     shingle_hashes,
     signatures,
     text_hashes,
-    word_hashes,
 )
+from udfs.hashing import word_hashes
 
 WORDS = [f"w{i}" for i in range(5000)]
 

@@ -1,13 +1,10 @@
 """MinHash signatures and LSH banding: the kernels under `lakesift dedup`.
 
-Shingles are word n-grams of normalised text (udfs/text.normalized_words). Hashing is our own, stable
-across processes and machines (never Python's hash()), and vectorised over whole Arrow batches:
+Shingles are word n-grams of normalised text (udfs/text.normalized_words), hashed by udfs/hashing.py
+(stable, vectorised over whole Arrow batches):
 
-  word hash     64-bit polynomial over the word's UTF-8 bytes (sum of byte_i * B^i), computed for every
-                word of the batch at once from one prefix sum over the byte buffer, then the MurmurHash3
-                64-bit finalizer;
-  shingle hash  polynomial over n consecutive word hashes, finalised, low 32 bits (a document with fewer
-                than n words has one shingle of all its words; an empty one has none and no signature);
+  shingle hash  the low 32 bits of the 64-bit n-gram hash (a document with fewer than n words has one
+                shingle of all its words; an empty one has none and no signature);
   signature     datasketch's "affine32" scheme (datasketch >= 2.0 default): h -> fmix32(h), then for each
                 permutation k: a_k * h + b_k mod 2^32 with a_k odd, minimum over the shingles. The
                 permutations are drawn exactly as datasketch draws them from np.random.RandomState(seed),
@@ -26,15 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from udfs import text as T
-
-_M64 = (np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
-_M32 = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35))
-_BYTE_BASE = np.uint64(0x100000001B3)          # FNV-1 64-bit prime: odd, so invertible modulo 2^64
-_WORD_BASE = np.uint64(0x9E3779B97F4A7C15)     # golden-ratio constant, odd
-
+from udfs.hashing import WORD_BASE, fmix32, fmix64, ngram_hashes, word_hashes
 
 @dataclass(frozen=True)
 class MinHashParams:
@@ -60,24 +51,6 @@ class MinHashParams:
         return base if self.seed == 1 else f"{base}_s{self.seed}"
 
 
-def fmix64(h: np.ndarray) -> np.ndarray:
-    s, m1, m2 = _M64
-    h = h ^ (h >> s)
-    h = h * m1
-    h = h ^ (h >> s)
-    h = h * m2
-    return h ^ (h >> s)
-
-
-def fmix32(h: np.ndarray) -> np.ndarray:
-    s1, m1, s2, m2 = _M32
-    h = h ^ (h >> s1)
-    h = h * m1
-    h = h ^ (h >> s2)
-    h = h * m2
-    return h ^ (h >> s1)
-
-
 def permutations(num_perm: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) as datasketch >= 2.0 draws them for scheme 'affine32'."""
     gen = np.random.RandomState(seed)
@@ -86,84 +59,10 @@ def permutations(num_perm: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-_POWERS = [np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64)]    # B^i and B^-i mod 2^64, per process
-
-
-def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """B^i and B^-i (mod 2^64) for i < n, extended on demand and kept for the life of the worker."""
-    have = len(_POWERS[0])
-    if have < n:
-        grow = max(n, 2 * have)
-        inverse = np.uint64(pow(int(_BYTE_BASE), -1, 1 << 64))
-        with np.errstate(over="ignore"):
-            for idx, base in ((0, _BYTE_BASE), (1, inverse)):
-                extra = np.full(grow - have, base, dtype=np.uint64)
-                extra[0] = _POWERS[idx][-1] * base
-                _POWERS[idx] = np.concatenate((_POWERS[idx], np.multiply.accumulate(extra)))
-    return _POWERS[0], _POWERS[1]
-
-
-def word_hashes(words: pa.Array) -> np.ndarray:
-    """Stable 64-bit hash of every string in `words`, from one prefix sum over the batch's byte buffer.
-
-    H(w) = fmix64(sum_i byte_i * B^i + len(w)) mod 2^64, B = the FNV-1 64-bit prime. With
-    S[j] = sum_{i<j} byte_i * B^i over the whole buffer, a word at [s, e) has sum (S[e] - S[s]) * B^-s;
-    wrapping uint64 arithmetic is the modulo, and B is odd so B^-1 exists.
-    """
-    n = len(words)
-    if n == 0:
-        return np.zeros(0, dtype=np.uint64)
-    words = words.cast(pa.large_string())
-    offsets = np.frombuffer(words.buffers()[1], dtype=np.int64, count=n + 1, offset=words.offset * 8)
-    start, end = int(offsets[0]), int(offsets[-1])
-    rel = offsets - start
-    total = end - start
-    powers, inverse = _powers(total + 1)
-    with np.errstate(over="ignore"):
-        data = np.frombuffer(words.buffers()[2], dtype=np.uint8)[start:end].astype(np.uint64)
-        prefix = np.empty(total + 1, dtype=np.uint64)
-        prefix[0] = 0
-        np.cumsum(np.multiply(data, powers[:total], out=data), out=prefix[1:])
-        raw = (prefix[rel[1:]] - prefix[rel[:-1]]) * inverse[rel[:-1]]
-        return fmix64(raw + (rel[1:] - rel[:-1]).astype(np.uint64))   # length mixed in
-
-
 def shingle_hashes(words: T.Pieces, ngram: int) -> tuple[np.ndarray, np.ndarray]:
-    """(32-bit shingle hashes of all texts, flattened in text order; offsets per text).
-
-    A shingle's hash is the polynomial of its n word hashes, built one word at a time over the whole batch;
-    shingles that would cross into the next text are dropped. A text with fewer than n words has one
-    shingle of all its words (taken at the width equal to its length); an empty text has none.
-    """
-    counts = words.counts
-    wh = word_hashes(words.values)
-    starts = words.offsets[:-1]
-    per_doc = np.where(counts >= ngram, counts - ngram + 1, np.minimum(counts, 1))
-    out_offsets = np.concatenate(([0], np.cumsum(per_doc)))
-    if len(wh) == 0:
-        return np.zeros(0, dtype=np.uint32), out_offsets
-    short = np.flatnonzero((counts > 0) & (counts < ngram))
-    short_hashes = np.zeros(len(short), dtype=np.uint64)
-    grams = wh
-    with np.errstate(over="ignore"):
-        for width in range(1, ngram + 1):
-            if width > 1:
-                grams = grams[:-1] * _WORD_BASE + wh[width - 1:]
-            at_width = counts[short] == width
-            if at_width.any():
-                short_hashes[at_width] = grams[starts[short[at_width]]]
-    # a full shingle starting at word p is valid when it ends inside p's text
-    ends = np.repeat(words.offsets[1:], counts)[: len(grams)]
-    regular = grams[np.arange(len(grams)) + ngram <= ends]
-    if len(short):
-        out = np.empty(int(out_offsets[-1]), dtype=np.uint64)
-        slot = np.ones(len(out), dtype=bool)
-        slot[out_offsets[short]] = False
-        out[slot] = regular
-        out[out_offsets[short]] = short_hashes
-    else:
-        out = regular
-    return (fmix64(out) & np.uint64(0xFFFFFFFF)).astype(np.uint32), out_offsets
+    """32-bit shingle hashes (the low half of the 64-bit n-gram hashes) and offsets per text."""
+    hashes, offsets = ngram_hashes(words, ngram)
+    return (hashes & np.uint64(0xFFFFFFFF)).astype(np.uint32), offsets
 
 
 def signatures_from_hashes(hashes: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -203,7 +102,7 @@ def text_hashes(texts) -> np.ndarray:
     with np.errstate(over="ignore"):
         # order-sensitive: each word hash is mixed with its position before summing per document
         pos = (np.arange(len(wh)) - words.offsets[:-1][words.doc_index()]).astype(np.uint64) if len(wh) else wh
-        mixed = fmix64(wh ^ (pos * _WORD_BASE)) if len(wh) else wh
+        mixed = fmix64(wh ^ (pos * WORD_BASE)) if len(wh) else wh
         running = np.concatenate(([np.uint64(0)], np.cumsum(mixed, dtype=np.uint64)))
         sums = running[words.offsets[1:]] - running[words.offsets[:-1]]      # wrapping: sums modulo 2^64
         return fmix64(sums ^ counts.astype(np.uint64)).view(np.int64)

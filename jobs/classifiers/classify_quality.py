@@ -1,0 +1,123 @@
+"""Silver: quality-classifier scores for every document.
+
+Reads   silver.documents (the crawls asked for; every crawl by default) and a model: a registered MLflow
+        model (models:/NAME@ALIAS or models:/NAME/VERSION) or a fastText model file
+Writes  silver.signals_quality (replaces that model's rows for those crawls)
+Re-run  idempotent per crawl and model. The model is loaded once per Python worker; each Arrow batch is
+        scored in one fastText call.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.runtime import tables
+from jobs.runtime.config import JobConfig
+from jobs.runtime.tracking import client_and_experiment, job_run, tracking_uri
+from schemas import silver
+
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(JobConfig):
+    model: str                          # models:/name@alias, models:/name/version, or a path
+    crawls: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.model.startswith("models:/") and not os.path.exists(self.model):
+            raise ValueError(f"--model must be models:/NAME@ALIAS, models:/NAME/VERSION or an existing file: {self.model}")
+        if self.model.startswith("models:/") and not _MODEL_URI.match(self.model):
+            raise ValueError(f"not a model URI: {self.model} (use models:/NAME@ALIAS or models:/NAME/VERSION)")
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    path: str           # local fastText file
+    name: str
+    version: str
+
+
+def resolve_model(cfg: Config) -> ResolvedModel:
+    """Download a registered model's files (or take a local file); never unpickles anything."""
+    if not cfg.model.startswith("models:/"):
+        with open(cfg.model, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()[:12]
+        return ResolvedModel(os.path.abspath(cfg.model), os.path.splitext(os.path.basename(cfg.model))[0], digest)
+    import mlflow.artifacts
+
+    m = _MODEL_URI.match(cfg.model)
+    client, _ = client_and_experiment(cfg)
+    mv = (client.get_model_version_by_alias(m["name"], m["alias"]) if m["alias"]
+          else client.get_model_version(m["name"], m["version"]))
+    local = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, tracking_uri=tracking_uri(cfg))
+    descriptor_path = os.path.join(local, "lakesift-model.json")
+    file_name = "model.bin"
+    if os.path.exists(descriptor_path):
+        with open(descriptor_path) as fh:
+            descriptor = json.load(fh)
+        if descriptor.get("format") != "fasttext":
+            raise ValueError(f"{cfg.model} is a {descriptor.get('format')} model, not a fastText classifier")
+        file_name = descriptor["file"]
+    return ResolvedModel(os.path.join(local, file_name), m["name"], str(mv.version))
+
+
+def ship(spark: SparkSession, path: str) -> str:
+    """Make the model file reachable from executors: SparkContext.addFile where there is one (clusters,
+    local mode), else the path itself (Spark Connect: put the model on shared storage)."""
+    try:
+        spark.sparkContext.addFile(path)
+        return "sparkfiles:" + os.path.basename(path)
+    except Exception:
+        return path
+
+
+def transform(documents: DataFrame, model_ref: str, name: str, version: str) -> DataFrame:
+    def score(batches):
+        import pyarrow as pa
+
+        from udfs.fasttext import load, positive_probability
+
+        path = model_ref
+        if path.startswith("sparkfiles:"):
+            from pyspark import SparkFiles
+
+            path = SparkFiles.get(path[len("sparkfiles:"):])
+        model = load(path)
+        for batch in batches:
+            scores = positive_probability(model, batch.column("text").to_pylist())
+            n = batch.num_rows
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("doc_id"), batch.column("crawl"), pa.array([name] * n, pa.string()),
+                 pa.array([version] * n, pa.string()), pa.array(scores, pa.float64(), from_pandas=True)],
+                names=["doc_id", "crawl", "model", "model_version", "score"])
+
+    return documents.select("doc_id", "crawl", "text").mapInArrow(score, silver.SIGNALS_QUALITY.schema)
+
+
+def run(spark: SparkSession, cfg: Config) -> dict:
+    model = resolve_model(cfg)
+    with job_run(cfg, "classify_quality", model=model.name, model_version=model.version) as tracked:
+        tracked.params(model_name=model.name, model_version=model.version)
+        version = tables.table_version(spark, cfg, silver.DOCUMENTS)
+        tracked.table_read(silver.DOCUMENTS.fullname, version)
+        docs = tables.read_table(spark, cfg, silver.DOCUMENTS, version)
+        crawls = sorted(cfg.crawls) if cfg.crawls else sorted(r.crawl for r in docs.select("crawl").distinct().collect())
+        seen = Observation("scores")
+        scored = transform(docs.where(F.col("crawl").isin(crawls)), ship(spark, model.path), model.name, model.version)
+        scored = scored.observe(seen, F.count(F.lit(1)).alias("rows"), F.count_if(F.col("score").isNull()).alias("no_text"),
+                                F.avg("score").alias("mean_score"))
+        where = f"{tables.in_list('crawl', crawls)} AND model = {tables.sql_literal(model.name)}"
+        tracked.table_written(silver.SIGNALS_QUALITY.fullname, tables.replace_where(scored, cfg, silver.SIGNALS_QUALITY, where))
+        stats = seen.get
+        counts = {"rows_out_scores": stats["rows"], "rows_out_without_text": stats["no_text"],
+                  "mean_score": float(stats["mean_score"] or 0.0)}
+        tracked.metrics(**counts)
+        return {"run_id": tracked.run_id, "model": model.name, "model_version": model.version, "crawls": crawls, **counts}

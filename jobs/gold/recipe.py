@@ -1,0 +1,194 @@
+"""Recipes: ordered, named SQL predicates over the signal tables, and top-p% rules; checked before any data
+is read. Recipes are YAML files (shipped ones in jobs/gold/recipes/, or any path):
+
+    name: dclm_like
+    description: ...
+    source: where the rules come from (paper, section)
+    signals:                                  # options of the signal families the predicates read
+      duplicates: {version: minhash_5g_14x8, scope: crawl}
+      quality: {model: lakesift_quality}
+    predicates:                               # evaluated in order; the first failing one is the drop reason
+      - name: english
+        where: "d.language = 'en' AND d.language_score >= 0.65"
+      - name: fasttext_top_10pct
+        top_percent: 10                       # keep the best 10% of what is left, by:
+        score: q.score
+
+Aliases: d = silver.documents, h = silver.signals_heuristic (heuristics_v1 fields as columns),
+x = silver.duplicates, q = silver.signals_quality, c = silver.signals_contamination.
+A document without a row in a family a predicate reads is dropped as `missing_<family>` at that predicate;
+a predicate that evaluates to NULL counts as failed. Neither is ever a silent keep.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from schemas.contract import validate_identifier
+
+FAMILIES = {            # alias -> family name
+    "d": "documents", "h": "heuristics", "x": "duplicates", "q": "quality", "c": "contamination",
+}
+ALIASES = {family: alias for alias, family in FAMILIES.items()}
+FAMILY_OPTIONS = {"duplicates": {"version", "scope"}, "quality": {"model"}, "contamination": {"version"}}
+_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_COLUMN = re.compile(r"\b([a-z])\.([A-Za-z_][A-Za-z0-9_]*)\b")
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run: the message names the recipe and the predicate."""
+
+
+@dataclass(frozen=True)
+class Predicate:
+    name: str
+    where: str | None = None
+    top_percent: float | None = None
+    score: str | None = None
+
+    def sql(self) -> str:
+        return self.where if self.where is not None else self.score
+
+    def columns(self) -> list[tuple[str, str]]:
+        """(alias, column) pairs the predicate reads, string literals ignored."""
+        return sorted(set(_COLUMN.findall(_STRINGS.sub("''", self.sql()))))
+
+    def families(self) -> list[str]:
+        return sorted({FAMILIES[a] for a, _ in self.columns() if a in FAMILIES})
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    predicates: tuple[Predicate, ...]
+    signals: dict = field(default_factory=dict)
+    description: str = ""
+    source: str = ""
+
+    def fingerprint(self) -> str:
+        """sha256 prefix of the canonical content that decides the output (not the prose)."""
+        canonical = json.dumps({"name": self.name, "signals": self.signals,
+                                "predicates": [p.__dict__ for p in self.predicates]}, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def families(self) -> list[str]:
+        return sorted({f for p in self.predicates for f in p.families()} - {"documents"})
+
+    def columns(self) -> list[tuple[str, str]]:
+        return sorted({c for p in self.predicates for c in p.columns()})
+
+
+def shipped_recipes() -> list[str]:
+    folder = resources.files("jobs.gold") / "recipes"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load(name_or_path: str, overrides: dict[str, str] | None = None) -> Recipe:
+    """A shipped recipe by name, or a YAML file; overrides like {'quality.model': 'x'} set signal options."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise RecipeError(f"recipe file not found: {name_or_path}")
+        text = path.read_text()
+    else:
+        source = resources.files("jobs.gold") / "recipes" / f"{name_or_path}.yaml"
+        if not source.is_file():
+            raise RecipeError(f"unknown recipe {name_or_path!r}; shipped: {', '.join(shipped_recipes())}, or give a YAML path")
+        text = source.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"recipe {name_or_path}: not valid YAML: {exc}") from exc
+    return parse(data, overrides or {}, origin=name_or_path)
+
+
+def parse(data, overrides: dict[str, str], origin: str = "recipe") -> Recipe:
+    if not isinstance(data, dict):
+        raise RecipeError(f"{origin}: a recipe is a mapping with name, signals and predicates")
+    name = data.get("name")
+    try:
+        validate_identifier(name, "recipe name")
+    except ValueError as exc:
+        raise RecipeError(f"{origin}: {exc}") from None
+    signals = {k: dict(v or {}) for k, v in (data.get("signals") or {}).items()}
+    for key, value in overrides.items():
+        family, _, option = key.partition(".")
+        signals.setdefault(family, {})[option] = value
+    for family, options in signals.items():
+        if family not in FAMILY_OPTIONS:
+            raise RecipeError(f"recipe {name}: unknown signal family {family!r}; known: {', '.join(sorted(FAMILY_OPTIONS))}")
+        unknown = set(options) - FAMILY_OPTIONS[family]
+        if unknown:
+            raise RecipeError(f"recipe {name}: unknown option(s) {sorted(unknown)} for {family}")
+    raw = data.get("predicates")
+    if not raw or not isinstance(raw, list):
+        raise RecipeError(f"recipe {name}: needs a non-empty list of predicates")
+    predicates, seen = [], set()
+    for i, item in enumerate(raw, 1):
+        if not isinstance(item, dict) or "name" not in item:
+            raise RecipeError(f"recipe {name}: predicate #{i} has no name")
+        pname = item["name"]
+        try:
+            validate_identifier(pname, "predicate name")
+        except ValueError as exc:
+            raise RecipeError(f"recipe {name}: predicate #{i}: {exc}") from None
+        if pname in seen:
+            raise RecipeError(f"recipe {name}: duplicate predicate name {pname!r}")
+        if pname.startswith("missing_"):
+            raise RecipeError(f"recipe {name}: predicate {pname}: names starting with missing_ are reserved")
+        seen.add(pname)
+        where, top, score = item.get("where"), item.get("top_percent"), item.get("score")
+        if (where is None) == (top is None):
+            raise RecipeError(f"recipe {name}: predicate {pname}: give either `where` or `top_percent` with `score`")
+        if top is not None:
+            if score is None or not isinstance(top, (int, float)) or not 0 < top <= 100:
+                raise RecipeError(f"recipe {name}: predicate {pname}: top_percent must be in (0, 100] with a `score`")
+        predicates.append(Predicate(pname, where=str(where) if where is not None else None,
+                                    top_percent=float(top) if top is not None else None,
+                                    score=str(score) if score is not None else None))
+    for p in predicates:
+        bad = [a for a, _ in p.columns() if a not in FAMILIES]
+        if bad:
+            raise RecipeError(f"recipe {name}: predicate {p.name}: unknown table alias {sorted(set(bad))}; "
+                              f"use {', '.join(f'{a} ({f})' for a, f in FAMILIES.items())}")
+    return Recipe(name, tuple(predicates), signals, str(data.get("description", "")), str(data.get("source", "")))
+
+
+# ----------------------------------------------------------------------------------------- SQL building
+
+def steps(recipe: Recipe) -> list[tuple[int, str, str]]:
+    """(step, drop reason, SQL condition that drops) in evaluation order; top-p% conditions use the
+    placeholder {threshold:<name>} until their thresholds are known."""
+    out, checked = [], set()
+    for i, p in enumerate(recipe.predicates, 1):
+        for family in p.families():
+            if family != "documents" and family not in checked:
+                out.append((i, f"missing_{family}", f"{ALIASES[family]}.doc_id IS NULL"))
+                checked.add(family)
+        if p.where is not None:
+            out.append((i, p.name, f"NOT coalesce(({p.where}), false)"))
+        else:
+            out.append((i, p.name, f"NOT coalesce(({p.score}) >= {{threshold:{p.name}}}, false)"))
+    return out
+
+
+def drop_reason_sql(recipe: Recipe, thresholds: dict[str, float | None], upto: int | None = None) -> tuple[str, str]:
+    """(reason expression, step expression): the first failing step's name and position, NULL when kept.
+    With `upto`, only steps before that position count (documents standing when it is evaluated)."""
+    whens_reason, whens_step = [], []
+    for step, reason, condition in steps(recipe):
+        if upto is not None and step >= upto:
+            break
+        for name, value in thresholds.items():
+            condition = condition.replace(f"{{threshold:{name}}}", "NULL" if value is None else repr(float(value)))
+        whens_reason.append(f"WHEN {condition} THEN '{reason}'")
+        whens_step.append(f"WHEN {condition} THEN {step}")
+    if not whens_reason:
+        return "CAST(NULL AS STRING)", "CAST(NULL AS INT)"
+    return (f"CASE {' '.join(whens_reason)} END", f"CASE {' '.join(whens_step)} END")
