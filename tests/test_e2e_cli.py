@@ -29,7 +29,7 @@ def test_demo_then_sql_from_new_processes(home):
     demo = ok(run_cli("demo", "--pages", "120", home=home))
     assert "stage" in demo.stdout and "ingest" in demo.stdout and "heuristics" in demo.stdout
     assert "lakesift sql" in demo.stdout and "lakesift ui" in demo.stdout
-    assert "[5/5] dedup done" in demo.stderr
+    assert "export dclm_like done" in demo.stderr and "select dclm_like" in demo.stdout
 
     query = "SELECT language, count(*) AS docs FROM silver.documents GROUP BY language ORDER BY docs DESC, language"
     as_json = [json.loads(line) for line in ok(run_cli("sql", query, "--format", "json", home=home)).stdout.splitlines()]
@@ -49,9 +49,20 @@ def test_demo_then_sql_from_new_processes(home):
     (exp,) = [e for e in client.search_experiments() if e.name == "lakesift"]
     runs = client.search_runs([exp.experiment_id])
     parent = [r for r in runs if r.data.tags["lakesift.job"] == "demo"][0]
-    children = {r.data.tags["lakesift.job"] for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-    assert children == {"ingest", "extract_documents", "compute_heuristics", "compute_minhash", "cluster_duplicates"}
+    children = [r.data.tags["lakesift.job"] for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    expected = {"ingest", "extract_documents", "compute_heuristics", "compute_minhash", "cluster_duplicates",
+                "train_quality", "classify_quality", "select", "export"}
+    assert expected <= set(children) and children.count("select") == 3
     assert all(r.info.status == "FINISHED" for r in runs)
+    champion = client.get_model_version_by_alias("lakesift_quality", "champion")
+    assert champion.run_id in {r.info.run_id for r in runs}
+
+    corpus = {r["recipe"]: r for r in map(json.loads, ok(run_cli(
+        "sql", "SELECT recipe, count(*) AS docs, min(recipe_fingerprint) AS fp FROM gold.corpus GROUP BY 1",
+        "--format", "json", home=home)).stdout.splitlines())}
+    assert corpus["raw"]["docs"] == 120 and 0 < corpus["dclm_like"]["docs"] < corpus["heuristics_dedup"]["docs"] < 120
+    manifests = list(Path(home).glob("exports/dclm_like/v*/manifest.json"))
+    assert len(manifests) == 1 and json.loads(manifests[0].read_text())["documents"] == corpus["dclm_like"]["docs"]
 
 
 def test_bad_sql_is_a_clear_error(home):

@@ -57,6 +57,26 @@ SENTENCES_EN = (
     "Several readers wrote to us about their own experiments, and their findings matched ours.",
     "Do not be discouraged by early failures; they are part of learning how to {verb} {thing}.",
     "A good guide explains not only what to do but also why it works.",
+    "Our neighbour swears by a method her grandfather used, and it turned out to be surprisingly sound.",
+    "Cheap tools are fine at the start; upgrade only when you know exactly what limits you.",
+    "Weather matters more than most manuals admit, so check the forecast before you {verb} {thing}.",
+    "Write down the date, the conditions and what you changed, then compare the results next month.",
+    "If something goes wrong, undo the last change first instead of trying three fixes at once.",
+    "A second opinion from someone experienced can save a lot of frustration with {thing}.",
+    "Most of the work is preparation; the part everybody photographs takes only a few minutes.",
+    "We were wrong about {other} at first, and admitting it improved everything that followed.",
+    "Safety comes first: read the instructions twice and keep children and pets at a distance.",
+    "The internet is full of contradictory advice, so test claims yourself on a small scale.",
+    "After a year of practice the routine felt natural, and the results became predictable.",
+    "Friends who tried the same approach reported similar outcomes, which was reassuring.",
+    "Costs add up quickly, so keep receipts and decide in advance how much you are willing to spend.",
+    "The most useful skill turned out to be patience, followed closely by careful observation.",
+    "When in doubt, do less: it is easier to add another step later than to undo a mistake.",
+    "Libraries often lend specialist books that are too expensive to buy for a single project.",
+    "Small improvements compound, and after a few months the difference in {thing} was obvious.",
+    "Take photographs along the way; memory is a poor record of gradual change.",
+    "Local conditions vary, so treat every number in this article as a starting point, not a rule.",
+    "We will return to {thing} in a later article, once we have results from a full season.",
 )
 SENTENCES = {
     "de": ("Viele Leser fragen, wie man am besten anfängt, ohne viel Geld auszugeben.",
@@ -149,21 +169,29 @@ class _Gen:
         return f"https://{self.rng.choice(self.hosts)}/{slug}-{self.rng.randint(1000, 99999)}"
 
     # ------------------------------------------------------------------ text
-    def english_paragraph(self, topic: str) -> str:
+    def english_paragraphs(self, topic: str) -> list[str]:
+        """3-6 paragraphs of 3-5 sentences; each template at most once, as a writer would not repeat
+        sentences (Gopher's repetition rules would rightly flag an article that did)."""
         things, verbs = TOPICS[topic]
-        out = []
+        templates = self.rng.sample(SENTENCES_EN, len(SENTENCES_EN))
+        paragraphs = []
         for _ in range(self.rng.randint(3, 6)):
-            template = self.rng.choice(SENTENCES_EN)
-            thing, other = self.rng.sample(things, 2)
-            out.append(template.format(thing=thing, other=other, verb=self.rng.choice(verbs)))
-        return " ".join(out)
+            out = []
+            for _ in range(self.rng.randint(3, 5)):
+                if not templates:
+                    break
+                thing, other = self.rng.sample(things, 2)
+                out.append(templates.pop().format(thing=thing, other=other, verb=self.rng.choice(verbs)))
+            if out:
+                paragraphs.append(" ".join(out))
+        return paragraphs
 
     def article(self, lang: str) -> tuple[str, list[str]]:
         topic = self.rng.choice(sorted(TOPICS))
         things, verbs = TOPICS[topic]
         if lang == "en":
             title = f"How to {self.rng.choice(verbs)} {self.rng.choice(things)}: notes from a {topic} season"
-            paras = [self.english_paragraph(topic) for _ in range(self.rng.randint(4, 8))]
+            paras = self.english_paragraphs(topic)
         else:
             bank = SENTENCES[lang]
             title = " ".join(self.rng.sample(bank, 1)[0].split()[:6]).rstrip(",.")

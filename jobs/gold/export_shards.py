@@ -71,7 +71,7 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         }
         _write_text(spark, f"{output}/manifest.json", json.dumps(manifest, indent=2) + "\n")
         tracked.text(json.dumps(manifest, indent=2), "manifest.json")
-        tracked.params(output=output, recipe_fingerprint=fingerprint)
+        tracked.params(export_folder=output, recipe_fingerprint=fingerprint)
         tracked.metrics(rows_out_documents=manifest["documents"], tokens_out=manifest["estimated_tokens"], shards=cfg.shards)
         return {"run_id": tracked.run_id, "output": output, **{k: manifest[k] for k in
                 ("recipe", "recipe_fingerprint", "table_version", "documents", "estimated_tokens")}}
