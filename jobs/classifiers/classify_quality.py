@@ -109,12 +109,14 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         version = tables.table_version(spark, cfg, silver.DOCUMENTS)
         tracked.table_read(silver.DOCUMENTS.fullname, version)
         docs = tables.read_table(spark, cfg, silver.DOCUMENTS, version)
-        crawls = sorted(cfg.crawls) if cfg.crawls else sorted(r.crawl for r in docs.select("crawl").distinct().collect())
+        crawls = sorted(cfg.crawls)
+        if crawls:
+            docs = docs.where(F.col("crawl").isin(crawls))
         seen = Observation("scores")
-        scored = transform(docs.where(F.col("crawl").isin(crawls)), ship(spark, model.path), model.name, model.version)
+        scored = transform(docs, ship(spark, model.path), model.name, model.version)
         scored = scored.observe(seen, F.count(F.lit(1)).alias("rows"), F.count_if(F.col("score").isNull()).alias("no_text"),
                                 F.avg("score").alias("mean_score"))
-        where = f"{tables.in_list('crawl', crawls)} AND model = {tables.sql_literal(model.name)}"
+        where = tables.crawl_scope(crawls, f"model = {tables.sql_literal(model.name)}")
         tracked.table_written(silver.SIGNALS_QUALITY.fullname, tables.replace_where(scored, cfg, silver.SIGNALS_QUALITY, where))
         stats = seen.get
         counts = {"rows_out_scores": stats["rows"], "rows_out_without_text": stats["no_text"],

@@ -177,6 +177,11 @@ def sql_literal(value: str) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def crawl_scope(crawls, rest: str = "true") -> str:
+    """replaceWhere condition: `rest` within the crawls given, or everywhere when none are given."""
+    return f"{in_list('crawl', crawls)} AND {rest}" if crawls else rest
+
+
 def in_list(column: str, values) -> str:
     validate_identifier(column, "column name")
     vals = sorted(set(values))

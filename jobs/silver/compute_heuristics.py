@@ -45,11 +45,13 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         version = tables.table_version(spark, cfg, silver.DOCUMENTS)
         tracked.table_read(silver.DOCUMENTS.fullname, version)
         docs = tables.read_table(spark, cfg, silver.DOCUMENTS, version)
-        crawls = sorted(cfg.crawls) if cfg.crawls else sorted(r.crawl for r in docs.select("crawl").distinct().collect())
+        crawls = sorted(cfg.crawls)
+        if crawls:
+            docs = docs.where(F.col("crawl").isin(crawls))
         seen_in, seen_out = Observation("documents"), Observation("signals")
-        docs = docs.where(F.col("crawl").isin(crawls)).observe(seen_in, F.count(F.lit(1)).alias("n"))
+        docs = docs.observe(seen_in, F.count(F.lit(1)).alias("n"))
         signals = transform(docs, cfg).observe(seen_out, F.count(F.lit(1)).alias("n"))
-        written = tables.replace_where(signals, cfg, silver.SIGNALS_HEURISTIC, tables.in_list("crawl", crawls))
+        written = tables.replace_where(signals, cfg, silver.SIGNALS_HEURISTIC, tables.crawl_scope(crawls))
         tracked.table_written(silver.SIGNALS_HEURISTIC.fullname, written)
         n_in, n_out = seen_in.get["n"], seen_out.get["n"]
         tracked.metrics(rows_in_documents=n_in, rows_out_signals=n_out)

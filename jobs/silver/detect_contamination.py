@@ -66,11 +66,13 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         version = tables.table_version(spark, cfg, silver.DOCUMENTS)
         tracked.table_read(silver.DOCUMENTS.fullname, version)
         docs = tables.read_table(spark, cfg, silver.DOCUMENTS, version)
-        crawls = sorted(cfg.crawls) if cfg.crawls else sorted(r.crawl for r in docs.select("crawl").distinct().collect())
+        crawls = sorted(cfg.crawls)
+        if crawls:
+            docs = docs.where(F.col("crawl").isin(crawls))
         seen = Observation("contamination")
-        out = transform(docs.where(F.col("crawl").isin(crawls)), index).observe(
+        out = transform(docs, index).observe(
             seen, F.count(F.lit(1)).alias("rows"), F.count_if("contaminated").alias("contaminated"))
-        where = f"{tables.in_list('crawl', crawls)} AND version = {tables.sql_literal(index.version)}"
+        where = tables.crawl_scope(crawls, f"version = {tables.sql_literal(index.version)}")
         tracked.table_written(silver.SIGNALS_CONTAMINATION.fullname,
                               tables.replace_where(out, cfg, silver.SIGNALS_CONTAMINATION, where))
         counts = {"rows_out_signals": seen.get["rows"], "rows_contaminated": seen.get["contaminated"]}
