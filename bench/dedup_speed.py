@@ -218,7 +218,7 @@ def mllib_timeboxed(spark, home: str, timebox: int) -> dict:
 
 
 def main() -> None:
-    os.environ["LAKESIFT_DRIVER_MEMORY"] = "4g"
+    os.environ.setdefault("LAKESIFT_DRIVER_MEMORY", "4g")
     from jobs.runtime.config import JobConfig
     from jobs.runtime.spark import get_spark
 

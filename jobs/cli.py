@@ -138,6 +138,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int, help="gold.corpus version (default: the latest)")
     p.add_argument("--output", help="folder (default: <home>/exports/<recipe>/v<version>)")
 
+    def proxy_options(p, evaluating: bool) -> None:
+        p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                       help="auto: CUDA when present (bf16), else CPU; cuda fails without a GPU")
+        p.add_argument("--heldout", nargs="+", default=[], metavar="FILE",
+                       help="held-out reference text (default: ../shared/data/text/wikitext-2_test.txt)")
+        if evaluating:
+            p.add_argument("--evals", help="folder of evaluation JSONL files (default: ../shared/data/evals)")
+            p.add_argument("--limit", type=int, default=200, help="items per task, a seeded sample (default 200; 0: all)")
+
+    p = command("train-proxy", "train a proxy language model on a recipe's corpus (MLflow run)", cmd_train_proxy)
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--version", type=int, help="gold.corpus version (default: the latest)")
+    p.add_argument("--scale", choices=("tiny", "small", "base", "large"), default="tiny",
+                   help="model size and token budget preset (tiny: CPU minutes; others: GPU)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tokens", type=int, help="token budget (default: the scale's multiplier x parameters)")
+    p.add_argument("--max-epochs", type=float, default=8.0, help="most repetitions of the corpus allowed (default 8)")
+    proxy_options(p, evaluating=False)
+
+    p = command("eval-proxy", "evaluate a proxy model: held-out bits per byte and in-context tasks", cmd_eval_proxy)
+    p.add_argument("--run", required=True, metavar="RUN_ID", help="MLflow run id of a train-proxy run")
+    p.add_argument("--task", action="append", default=[], help="task to run (repeatable; default: all present)")
+    proxy_options(p, evaluating=True)
+
+    p = command("ablate", "train and evaluate proxy models per recipe and seed; compare them", cmd_ablate)
+    p.add_argument("--recipes", nargs="+", required=True, help="recipes to compare; the first is the baseline")
+    p.add_argument("--scale", choices=("tiny", "small", "base", "large"), default="tiny")
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--tokens", type=int, help="token budget per run (default: the scale's)")
+    p.add_argument("--max-epochs", type=float, default=8.0)
+    proxy_options(p, evaluating=True)
+
     p = command("recipes", "list the shipped recipes, or print one", cmd_recipes)
     p.add_argument("name", nargs="?", help="print this recipe's YAML")
 
@@ -287,6 +319,50 @@ def cmd_export(args) -> int:
     print(f"{s['documents']} documents ({s['estimated_tokens']:,} estimated tokens) of recipe {s['recipe']} "
           f"({s['recipe_fingerprint']}, gold.corpus v{s['table_version']}) in {args.shards} {args.format} shards: "
           f"{s['output']} (manifest.json)")
+    return EXIT_OK
+
+
+def cmd_train_proxy(args) -> int:
+    from jobs.proxy import train_proxy
+
+    cfg = train_proxy.Config(**_base(args), recipe=args.recipe, version=args.version, scale=args.scale, seed=args.seed,
+                             tokens=args.tokens, max_epochs=args.max_epochs, device=args.device, heldout=tuple(args.heldout))
+    print(f"train-proxy: {args.recipe}, scale {args.scale}, seed {args.seed} …", file=sys.stderr)
+    s = train_proxy.run(_spark(cfg), cfg)
+    print(f"run {s['run_id']}: {s['parameters']:,}-parameter model, {s['tokens']:,} tokens of {s['recipe']} "
+          f"(gold.corpus v{s['corpus_version']}, {s['epochs']:.2f} epochs) on {s['device']} at {s['tokens_per_second']:,.0f} "
+          f"tokens/s; held-out {s['final_heldout_bpb']:.4f} bits per byte\n"
+          f"evaluate it: lakesift eval-proxy --run {s['run_id']}")
+    return EXIT_OK
+
+
+def cmd_eval_proxy(args) -> int:
+    from jobs.proxy import eval_proxy
+
+    cfg = eval_proxy.Config(**_base(args), run=args.run, evals=args.evals, tasks=tuple(args.task),
+                            limit=args.limit or None, heldout=tuple(args.heldout), device=args.device)
+    s = eval_proxy.run(_spark(cfg), cfg)
+    from jobs.runtime import output
+
+    rows = [(task, r["items"], r.get("acc"), r.get("acc_norm"), r.get("centered")) for task, r in sorted(s["tasks"].items())]
+    if rows:
+        output.table(("task", "items", "accuracy", "length-normalised", "centered"), rows)
+    print(f"{s['recipe']}: held-out {s['heldout_bpb']:.4f} bits per byte"
+          + (f", CORE-like {s['core_like']:.4f}" if s["core_like"] is not None else ", no evaluation sets found")
+          + (f"; {s['malformed_lines']} malformed evaluation lines skipped" if s["malformed_lines"] else "")
+          + f"; gold.proxy_evals v{s['proxy_evals_version']}")
+    return EXIT_OK
+
+
+def cmd_ablate(args) -> int:
+    from jobs.proxy import ablate
+
+    cfg = ablate.Config(**_base(args), recipes=tuple(args.recipes), scale=args.scale, seeds=args.seeds, tokens=args.tokens,
+                        device=args.device, limit=args.limit or None, evals=args.evals, heldout=tuple(args.heldout),
+                        max_epochs=args.max_epochs)
+    s = ablate.run(_spark(cfg), cfg, progress=lambda m: print(f"ablate: {m}", file=sys.stderr, flush=True))
+    print(s["table"], end="")
+    print(f"MLflow parent run {s['run_id']} with {len(s['children'])} child runs; plot heldout_bpb_vs_tokens.png")
     return EXIT_OK
 
 

@@ -1,5 +1,5 @@
 """Gold: what a recipe keeps, why the rest was dropped, and how proxy models trained on it score."""
-from pyspark.sql.types import IntegerType, LongType, MapType, StringType
+from pyspark.sql.types import DoubleType, IntegerType, LongType, MapType, StringType
 
 from schemas.contract import Column, TableContract
 
@@ -35,4 +35,24 @@ REJECTIONS = TableContract(
     ),
 )
 
-TABLES = (CORPUS, REJECTIONS)
+PROXY_EVALS = TableContract(
+    layer="gold",
+    name="proxy_evals",
+    comment="Scores of proxy models trained on gold.corpus versions: one row per run, task and metric.",
+    columns=(
+        Column("run_id", StringType(), "MLflow run of the trained proxy model", False),
+        Column("recipe", StringType(), "recipe of the corpus it trained on", False),
+        Column("recipe_fingerprint", StringType(), "that recipe's fingerprint", False),
+        Column("corpus_version", LongType(), "gold.corpus version it trained on", False),
+        Column("scale", StringType(), "scale preset (tiny, small, base, large)", False),
+        Column("seed", IntegerType(), "training seed", False),
+        Column("parameters", LongType(), "model parameters", False),
+        Column("tokens", LongType(), "tokens trained on", False),
+        Column("task", StringType(), "heldout, core (CORE-like average) or an evaluation task", False),
+        Column("metric", StringType(), "bpb, acc, acc_norm, centered, items", False),
+        Column("value", DoubleType(), "the score", False),
+    ),
+    properties={"delta.dataSkippingStatsColumns": "run_id,recipe,task,metric"},
+)
+
+TABLES = (CORPUS, REJECTIONS, PROXY_EVALS)

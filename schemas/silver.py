@@ -124,4 +124,21 @@ SIGNALS_CONTAMINATION = TableContract(
     properties={"delta.dataSkippingStatsColumns": "doc_id,version,ngram_hits"},
 )
 
-TABLES = (DOCUMENTS, SIGNALS_HEURISTIC, SIGNALS_MINHASH, DUPLICATES, SIGNALS_QUALITY, SIGNALS_CONTAMINATION)
+SIGNALS_NEURAL = TableContract(
+    layer="silver",
+    name="signals_neural",
+    comment="Neural scores per document: embedding classifier, reference-model loss, learnability (udfs/neural.py).",
+    columns=(
+        Column("doc_id", StringType(), "silver.documents.doc_id", False),
+        Column("crawl", StringType(), "crawl id", False),
+        Column("scorer", StringType(), "embedding (P(quality)), reference (bits per byte) or learnability (bpb difference)", False),
+        Column("model", StringType(), "registered model name (learnability: learner/reference)", False),
+        Column("model_version", StringType(), "registered model version(s)", False),
+        Column("score", DoubleType(), "the score; NULL for a document without text"),
+    ),
+    partition_by=("crawl",),
+    properties={"delta.dataSkippingStatsColumns": "doc_id,scorer,model,model_version,score"},
+)
+
+TABLES = (DOCUMENTS, SIGNALS_HEURISTIC, SIGNALS_MINHASH, DUPLICATES, SIGNALS_QUALITY, SIGNALS_CONTAMINATION,
+          SIGNALS_NEURAL)

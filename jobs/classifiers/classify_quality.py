@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, Observation, SparkSession
@@ -19,10 +18,8 @@ from pyspark.sql import functions as F
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
-from jobs.runtime.tracking import client_and_experiment, job_run, tracking_uri
+from jobs.runtime.tracking import download_model, is_model_uri, job_run
 from schemas import silver
-
-_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,7 +31,7 @@ class Config(JobConfig):
         super().__post_init__()
         if not self.model.startswith("models:/") and not os.path.exists(self.model):
             raise ValueError(f"--model must be models:/NAME@ALIAS, models:/NAME/VERSION or an existing file: {self.model}")
-        if self.model.startswith("models:/") and not _MODEL_URI.match(self.model):
+        if self.model.startswith("models:/") and not is_model_uri(self.model):
             raise ValueError(f"not a model URI: {self.model} (use models:/NAME@ALIAS or models:/NAME/VERSION)")
 
 
@@ -51,13 +48,7 @@ def resolve_model(cfg: Config) -> ResolvedModel:
         with open(cfg.model, "rb") as fh:
             digest = hashlib.sha256(fh.read()).hexdigest()[:12]
         return ResolvedModel(os.path.abspath(cfg.model), os.path.splitext(os.path.basename(cfg.model))[0], digest)
-    import mlflow.artifacts
-
-    m = _MODEL_URI.match(cfg.model)
-    client, _ = client_and_experiment(cfg)
-    mv = (client.get_model_version_by_alias(m["name"], m["alias"]) if m["alias"]
-          else client.get_model_version(m["name"], m["version"]))
-    local = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, tracking_uri=tracking_uri(cfg))
+    local, name, version = download_model(cfg, cfg.model)
     descriptor_path = os.path.join(local, "lakesift-model.json")
     file_name = "model.bin"
     if os.path.exists(descriptor_path):
@@ -66,7 +57,7 @@ def resolve_model(cfg: Config) -> ResolvedModel:
         if descriptor.get("format") != "fasttext":
             raise ValueError(f"{cfg.model} is a {descriptor.get('format')} model, not a fastText classifier")
         file_name = descriptor["file"]
-    return ResolvedModel(os.path.join(local, file_name), m["name"], str(mv.version))
+    return ResolvedModel(os.path.join(local, file_name), name, version)
 
 
 def ship(spark: SparkSession, path: str) -> str:

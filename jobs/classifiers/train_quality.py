@@ -88,11 +88,12 @@ def split(texts: list[str], holdout: float, seed: int) -> tuple[list[str], list[
     return [texts[i] for i in order[cut:]], [texts[i] for i in order[:cut]]
 
 
-def register(client, run_id: str, artifact_uri: str, name: str, alias: str) -> str:
+def register(client, run_id: str, artifact_uri: str, name: str, alias: str, description: str) -> str:
+    """A new version of registered model `name` from the run's `model` artifacts, given `alias`."""
     from mlflow.exceptions import MlflowException
 
     try:
-        client.create_registered_model(name, description="lakesift fastText quality classifier (P(__label__hq))")
+        client.create_registered_model(name, description=description)
     except MlflowException:
         pass                                            # already registered
     version = client.create_model_version(name, source=f"{artifact_uri}/model", run_id=run_id)
@@ -133,7 +134,8 @@ def run(spark: SparkSession, cfg: Config) -> dict:
                         train_positives=len(pos_train), train_negatives=len(neg_train), vocabulary=info["words"],
                         learning_rate_used=info["lr"])
         run_info = tracked.client.get_run(tracked.run_id).info
-        version = register(tracked.client, tracked.run_id, run_info.artifact_uri, cfg.name, cfg.alias)
+        version = register(tracked.client, tracked.run_id, run_info.artifact_uri, cfg.name, cfg.alias,
+                           "lakesift fastText quality classifier: P(__label__hq)")
         tracked.tag(**{"lakesift.registered_model": f"models:/{cfg.name}/{version}"})
         return {"run_id": tracked.run_id, "model": cfg.name, "version": version, "alias": cfg.alias,
                 "train_positives": len(pos_train), "train_negatives": len(neg_train), **metrics}

@@ -11,6 +11,7 @@ import contextlib
 import contextvars
 import fcntl
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -85,6 +86,28 @@ def code_version() -> str:
         return "lakesift-" + version("lakesift")
     except PackageNotFoundError:
         return "unknown"
+
+
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+def is_model_uri(uri: str) -> bool:
+    return bool(_MODEL_URI.match(uri or ""))
+
+
+def download_model(cfg: JobConfig, uri: str) -> tuple[str, str, str]:
+    """(local folder, name, version) of models:/NAME@ALIAS or models:/NAME/VERSION: the registered
+    version's files, downloaded (nothing is deserialised here)."""
+    import mlflow.artifacts
+
+    m = _MODEL_URI.match(uri)
+    if not m:
+        raise ValueError(f"not a model URI: {uri} (use models:/NAME@ALIAS or models:/NAME/VERSION)")
+    client, _ = client_and_experiment(cfg)
+    mv = (client.get_model_version_by_alias(m["name"], m["alias"]) if m["alias"]
+          else client.get_model_version(m["name"], m["version"]))
+    local = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, tracking_uri=tracking_uri(cfg))
+    return local, m["name"], str(mv.version)
 
 
 class JobRun:

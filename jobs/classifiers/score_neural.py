@@ -1,0 +1,79 @@
+"""Silver: neural scores for every document (embedding classifier, reference-model loss, learnability).
+
+Reads   silver.documents (the crawls asked for; every crawl by default) and registered models:
+        --model (embedding head, reference LM, or the learner LM for learnability) and --reference
+Writes  silver.signals_neural (replaces the rows of this scorer and model for those crawls)
+Re-run  idempotent; scores are deterministic for the same model versions.
+GPU: an iterator pandas UDF loads the model once per Python worker and scores length-sorted micro-batches
+under inference_mode with bf16 autocast on CUDA (see README, "Neural scoring on GPUs", for the Spark
+resource settings that give each task a GPU).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.runtime import tables
+from jobs.runtime.config import JobConfig
+from jobs.runtime.tracking import download_model, is_model_uri, job_run
+from schemas import silver
+from udfs.neural import SCORERS, RunnerOptions, neural_udf
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(JobConfig):
+    scorer: str
+    model: str                          # models:/NAME@ALIAS or models:/NAME/VERSION
+    reference: str | None = None        # learnability: the reference model
+    crawls: tuple[str, ...] = ()
+    batch_size: int = 64
+    max_tokens: int = 256
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.scorer not in SCORERS:
+            raise ValueError(f"scorer must be one of {', '.join(SCORERS)}")
+        for uri in filter(None, (self.model, self.reference)):
+            if not is_model_uri(uri):
+                raise ValueError(f"not a model URI: {uri} (use models:/NAME@ALIAS or models:/NAME/VERSION)")
+        if self.scorer == "learnability" and not self.reference:
+            raise ValueError("learnability needs --reference models:/REFERENCE@ALIAS besides the learner --model")
+        RunnerOptions(self.batch_size, self.max_tokens, self.device)
+
+
+def transform(documents: DataFrame, kind: str, folder: str, reference: str | None, name: str, version: str,
+              opts: RunnerOptions) -> DataFrame:
+    scores = neural_udf(kind, folder, reference, opts)
+    return documents.select("doc_id", "crawl", F.lit(kind).alias("scorer"), F.lit(name).alias("model"),
+                            F.lit(version).alias("model_version"), scores("text").alias("score"))
+
+
+def run(spark: SparkSession, cfg: Config) -> dict:
+    folder, name, version = download_model(cfg, cfg.model)
+    reference = None
+    if cfg.reference:
+        reference, ref_name, ref_version = download_model(cfg, cfg.reference)
+        name, version = f"{name}/{ref_name}", f"{version}/{ref_version}"
+    opts = RunnerOptions(cfg.batch_size, cfg.max_tokens, cfg.device)
+    with job_run(cfg, "score_neural", scorer=cfg.scorer, model=name) as tracked:
+        tracked.params(model_name=name, model_version=version)
+        doc_version = tables.table_version(spark, cfg, silver.DOCUMENTS)
+        tracked.table_read(silver.DOCUMENTS.fullname, doc_version)
+        docs = tables.read_table(spark, cfg, silver.DOCUMENTS, doc_version)
+        crawls = sorted(cfg.crawls)
+        if crawls:
+            docs = docs.where(F.col("crawl").isin(crawls))
+        seen = Observation("neural")
+        out = transform(docs, cfg.scorer, folder, reference, name, version, opts).observe(
+            seen, F.count(F.lit(1)).alias("rows"), F.count_if(F.col("score").isNull()).alias("no_text"),
+            F.avg("score").alias("mean"))
+        where = tables.crawl_scope(crawls, f"scorer = {tables.sql_literal(cfg.scorer)} AND model = {tables.sql_literal(name)}")
+        tracked.table_written(silver.SIGNALS_NEURAL.fullname, tables.replace_where(out, cfg, silver.SIGNALS_NEURAL, where))
+        stats = seen.get
+        counts = {"rows_out_scores": stats["rows"], "rows_out_without_text": stats["no_text"],
+                  "mean_score": float(stats["mean"]) if stats["mean"] is not None else float("nan")}
+        tracked.metrics(**counts)
+        return {"run_id": tracked.run_id, "scorer": cfg.scorer, "model": name, "model_version": version, **counts}

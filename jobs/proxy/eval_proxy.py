@@ -1,0 +1,112 @@
+"""Proxy: evaluate a trained proxy model and record its scores where recipes are compared.
+
+Reads   the model of an MLflow run (safetensors + config, never unpickled), held-out reference text,
+        and evaluation sets (JSONL; default ../shared/data/evals when present)
+Writes  metrics on the same MLflow run (heldout_bpb_final, <task>_acc, <task>_acc_norm, <task>_centered,
+        core_like) and gold.proxy_evals (replaces that run's rows)
+Re-run  the same run, limit and seed give the same scores.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from jobs.proxy import evaluate, trainer
+from jobs.proxy.train_proxy import heldout_texts
+from jobs.runtime import tables
+from jobs.runtime.config import JobConfig
+from jobs.runtime.tracking import client_and_experiment, tracking_uri
+from jobs.silver.detect_contamination import default_eval_paths
+from schemas import gold
+from udfs import lm
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(JobConfig):
+    run: str
+    evals: str | None = None            # folder of evaluation JSONL files
+    tasks: tuple[str, ...] = ()         # default: every task present
+    limit: int | None = 200             # items per task (a seeded sample; None: all)
+    heldout: tuple[str, ...] = ()
+    device: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not _RUN_ID.match(self.run):
+            raise ValueError(f"not an MLflow run id: {self.run!r}")
+        unknown = set(self.tasks) - set(evaluate.TASKS)
+        if unknown:
+            raise ValueError(f"unknown tasks {sorted(unknown)}; known: {', '.join(evaluate.TASKS)}")
+
+    def eval_dir(self) -> str | None:
+        if self.evals:
+            return self.evals
+        found = default_eval_paths()
+        return found[0] if found else None
+
+
+def load_run_model(cfg: JobConfig, run_id: str, device: str):
+    """(model, config dict) of a train_proxy run, from its safetensors artifact."""
+    import mlflow.artifacts
+    from safetensors.torch import load_file
+
+    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model", tracking_uri=tracking_uri(cfg))
+    with open(os.path.join(local, "config.json")) as fh:
+        config = json.load(fh)
+    if config.get("format") != "lakesift-byte-lm":
+        raise ValueError(f"run {run_id} holds no lakesift proxy model")
+    model = lm.build_model(lm.ModelConfig(**config["model"]))
+    model.load_state_dict(load_file(os.path.join(local, "model.safetensors")))
+    return model.to(device).eval(), config
+
+
+def run(spark: SparkSession, cfg: Config) -> dict:
+    client, _ = client_and_experiment(cfg)
+    source = client.get_run(cfg.run)
+    device = lm.device_for(cfg.device)
+    model, config = load_run_model(cfg, cfg.run, device)
+    from jobs.proxy.train_proxy import Config as TrainConfig
+
+    logged = tuple(p for p in source.data.params.get("heldout_paths", "").split(",") if p)   # what training evaluated on
+    paths = cfg.heldout or logged or TrainConfig(home=cfg.home, recipe=config["recipe"]).heldout_paths()
+    bpb = trainer.heldout_bpb(model, heldout_texts(paths), device)
+    results, malformed = ({}, {})
+    eval_dir = cfg.eval_dir()
+    if eval_dir:
+        results, malformed = evaluate.evaluate(model, eval_dir, device, cfg.tasks or None, cfg.limit, cfg.seed)
+    core = evaluate.core_like(results)
+    metrics = {"heldout_bpb_final": bpb}
+    for task, scores in results.items():
+        for key in ("acc", "acc_norm", "centered"):
+            if key in scores:
+                metrics[f"{task}_{key}"] = scores[key]
+        if malformed.get(task):
+            metrics[f"{task}_malformed_lines"] = malformed[task]
+    if core is not None:
+        metrics["core_like"] = core
+    from mlflow.entities import Metric
+    import time
+
+    now = int(time.time() * 1000)
+    client.log_batch(cfg.run, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+    client.set_tag(cfg.run, "lakesift.evaluated", f"limit={cfg.limit} seed={cfg.seed} evals={eval_dir}")
+
+    base = (cfg.run, config["recipe"], config["recipe_fingerprint"], int(config["corpus_version"]), config["scale"],
+            int(config["seed"]), int(lm.ModelConfig(**config["model"]).parameters()),
+            int(float(source.data.metrics.get("tokens_trained", 0))))
+    rows = [base + ("heldout", "bpb", float(bpb))]
+    for task, scores in results.items():
+        rows += [base + (task, key, float(scores[key])) for key in ("acc", "acc_norm", "centered", "items") if key in scores]
+    if core is not None:
+        rows.append(base + ("core", "centered", float(core)))
+    df = spark.createDataFrame(rows, gold.PROXY_EVALS.schema)
+    version = tables.replace_where(df, cfg, gold.PROXY_EVALS, f"run_id = {tables.sql_literal(cfg.run)}")
+    return {"run_id": cfg.run, "recipe": config["recipe"], "heldout_bpb": bpb, "core_like": core, "tasks": results,
+            "malformed_lines": sum(malformed.values()), "proxy_evals_version": version}

@@ -1,0 +1,148 @@
+"""Proxy models: the evaluation harness against hand computation, training determinism, the jobs' errors."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from jobs.proxy import evaluate, trainer  # noqa: E402
+from udfs import lm  # noqa: E402
+
+
+def identity_blocks(cfg: lm.ModelConfig):
+    """A model whose transformer blocks add nothing (zeroed output projections): logits are
+    LayerNorm(tok[x] + pos[t]) @ tok.T, which numpy can compute by hand."""
+    torch.manual_seed(0)
+    model = lm.build_model(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.split(".")[-2] in ("proj", "out"):
+                p.zero_()
+    return model.eval()
+
+
+def hand_logprob(model, context: str, continuation: str) -> float:
+    tok = model.tok.weight.detach().numpy().astype(np.float64)
+    pos = model.pos.weight.detach().numpy().astype(np.float64)
+    g, b = model.ln_f.weight.detach().numpy(), model.ln_f.bias.detach().numpy()
+    seq = [lm.EOT] + list(context.encode()) + list(continuation.encode())
+    total = 0.0
+    for t in range(len(seq) - len(continuation.encode()), len(seq)):
+        h = tok[seq[t - 1]] + pos[t - 1]
+        h = (h - h.mean()) / np.sqrt(h.var() + 1e-5) * g + b
+        logits = tok @ h
+        total += logits[seq[t]] - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+    return total
+
+
+def test_continuation_logprobs_match_hand_computation():
+    model = identity_blocks(lm.ModelConfig(d_model=16, n_layers=1, n_heads=2, context=64))
+    pairs = [("The cat sat on the", " mat"), ("", "abc"), ("x" * 100, " y")]      # the third is cut from the left
+    got, sizes = lm.continuation_logprobs(model, [c for c, _ in pairs], [k for _, k in pairs], "cpu")
+    for (ctx, cont), value in zip(pairs[:2], got[:2]):
+        assert value == pytest.approx(hand_logprob(model, ctx, cont), abs=1e-4)
+    assert sizes.tolist() == [4, 3, 2]
+    bpb, nbytes = lm.bits_per_byte(model, ["hello world"], "cpu")
+    expected = -hand_logprob(model, "", "hello world") / math.log(2) / 11
+    assert nbytes[0] == 11 and bpb[0] == pytest.approx(expected, rel=1e-4)
+
+
+def test_fewshot_prompts_follow_the_documented_format():
+    items = [{"query": f"Q{i}?", "choices": ["a", "b"], "gold": i % 2} for i in range(6)]
+    prefix = evaluate.fewshot_prefix(items, 2, "mc", 3, seed=0)
+    lines = prefix.split("\n")
+    assert prefix.endswith("\n") and len(lines) == 4 and lines[-1] == ""
+    for line in lines[:3]:
+        q = int(line[1:line.index("?")])
+        assert q != 2 and line == f"Q{q}? {'ab'[q % 2]}"
+    assert evaluate.fewshot_prefix(items, 2, "mc", 3, seed=0) == prefix            # seeded
+    assert evaluate.fewshot_prefix(items, 2, "mc", 0, seed=0) == ""
+    schema = [{"context_options": ["A x", "B x"], "continuation": "ends.", "gold": 1}] * 2
+    assert evaluate.fewshot_prefix(schema, 0, "schema", 1, seed=0) == "B x ends.\n"
+
+
+def test_malformed_eval_lines_are_counted_not_fatal(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"query": "q", "choices": ["a", "b"], "gold": 0}\nnot json\n{"query": "q"}\n'
+                    '{"query": "q", "choices": ["a", "b"], "gold": 5}\n\n')
+    items, bad = evaluate.load_task(str(path), "mc")
+    assert len(items) == 1 and bad == 3
+
+
+def test_model_trained_on_a_task_scores_it_perfectly(tmp_path):
+    """Memorise the answers of a small multiple-choice task, then evaluate on it: accuracy 1.0."""
+    animals = [("barks", "dog"), ("meows", "cat"), ("moos", "cow"), ("quacks", "duck"), ("neighs", "horse"), ("oinks", "pig")]
+    names = [a for _, a in animals]
+    items = [{"query": f"Which animal {sound}?", "choices": sorted(set([name, names[(i + 1) % 6], names[(i + 2) % 6]])),
+              "gold": 0} for i, (sound, name) in enumerate(animals)]
+    for item, (_, name) in zip(items, animals):
+        item["gold"] = item["choices"].index(name)
+    text = "\n".join(evaluate.answered(it, "mc") for it in items)
+    stream = lm.encode_documents([text] * 200)
+    spec = trainer.TrainSpec(model=lm.ModelConfig(d_model=64, n_layers=2, n_heads=4, context=64), tokens=250_000,
+                             batch=16, lr=3e-3, device="cpu", eval_points=2, threads=2)
+    model, history = trainer.train(spec, stream, [text])
+    task = evaluate.Task("x", "mc", 0, 1 / 3)
+    scores = evaluate.score_task(model, items, task, "cpu")
+    assert scores["acc"] == 1.0 and scores["centered"] == 1.0
+    assert history.eval_bpb[-1] < 1.0          # memorised: far below 8 bits per byte of a uniform guess
+    lm_items = [{"context": f"Which animal {s}?", "continuation": a} for s, a in animals]
+    lm_text = "\n".join(f"Which animal {s}? {a}" for s, a in animals)
+    model2, _ = trainer.train(spec, lm.encode_documents([lm_text] * 200), [lm_text])
+    assert evaluate.score_task(model2, lm_items, evaluate.Task("y", "lm", 0, 0.0), "cpu")["acc"] == 1.0
+
+
+def test_training_is_deterministic_on_cpu():
+    stream = lm.encode_documents(["The quick brown fox jumps over the lazy dog. " * 40] * 20)
+    spec = trainer.TrainSpec(model=lm.ModelConfig(d_model=32, n_layers=2, n_heads=2, context=32), tokens=40_000,
+                             batch=8, lr=3e-3, seed=5, device="cpu", eval_points=3, threads=2)
+    runs = [trainer.train(spec, stream, ["The lazy dog."])[1] for _ in range(2)]
+    assert runs[0].loss[-1] == pytest.approx(runs[1].loss[-1], abs=1e-6)
+    assert runs[0].eval_bpb == pytest.approx(runs[1].eval_bpb, abs=1e-6)
+    other = trainer.train(trainer.TrainSpec(**{**spec.__dict__, "seed": 6}), stream, ["The lazy dog."])[1]
+    assert other.loss[-1] != pytest.approx(runs[0].loss[-1], abs=1e-6)
+
+
+def test_tokens_to_reach_and_speedup():
+    assert trainer.tokens_to_reach([100, 200, 300], [3.0, 2.0, 1.5], 2.5) == pytest.approx(150.0)
+    assert trainer.tokens_to_reach([100, 200], [3.0, 2.0], 1.0) is None
+    assert trainer.tokens_to_reach([100, 200], [1.0, 0.9], 2.0) == 100.0
+    from jobs.proxy.ablate import speedups
+
+    curves = {"raw": ([100, 200, 300, 400], [3.0, 2.5, 2.2, 2.0]), "good": ([100, 200, 300, 400], [2.5, 2.0, 1.8, 1.6]),
+              "bad": ([100, 200, 300, 400], [3.5, 3.2, 3.0, 2.9])}
+    gains = speedups(curves, "raw")
+    assert gains["raw"] == pytest.approx(1.0) and gains["good"] == pytest.approx(2.0) and gains["bad"] is None
+
+
+def test_cuda_requested_without_a_gpu_fails_clearly():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(RuntimeError, match="device=cuda was asked for"):
+        lm.device_for("cuda")
+    assert lm.device_for("auto") == "cpu"
+
+
+def test_budget_and_empty_corpus_errors(spark, home):
+    from datetime import datetime, timezone
+
+    from jobs.proxy import train_proxy
+    from jobs.runtime import tables
+    from jobs.runtime.config import JobConfig
+    from jobs.runtime.tracking import client_and_experiment
+    from schemas import gold
+
+    rows = [(f"d{i}", "small", "fp", "C", None, "a short document " * 5, 20, {}) for i in range(3)]
+    tables.replace_where(spark.createDataFrame(rows, gold.CORPUS.schema), JobConfig(home=home), gold.CORPUS, "recipe = 'small'")
+    heldout = (str(__file__),)
+    with pytest.raises(ValueError, match="would repeat them .* times"):
+        train_proxy.run(spark, train_proxy.Config(home=home, recipe="small", tokens=1_000_000, heldout=heldout))
+    with pytest.raises(ValueError, match="no documents for recipe nothing"):
+        train_proxy.run(spark, train_proxy.Config(home=home, recipe="nothing", heldout=heldout))
+    client, exp = client_and_experiment(JobConfig(home=home))
+    statuses = {r.info.status for r in client.search_runs([exp], "tags.`lakesift.job` = 'train_proxy'")}
+    assert statuses == {"FAILED"}
