@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import report
-from bench.dedup_data import normalized_words, real_texts
+from bench.dedup_data import real_texts
 
 SIZES = tuple(int(x) for x in os.environ.get("BENCH_DEDUP_SIZES", "100000,300000,1000000").split(","))
 MLLIB_SIZE = int(os.environ.get("BENCH_MLLIB_SIZE", "100000"))

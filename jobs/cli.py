@@ -121,9 +121,42 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(flag, type=kind, default=default, help=f"fastText {text} (default {default})")
     p.add_argument("--loss", choices=("softmax", "hs"), default="softmax")
 
+    def runner_options(p) -> None:
+        p.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (default 64)")
+        p.add_argument("--max-tokens", type=int, default=256,
+                       help="tokens scored per text: encoder word pieces, or bytes for the byte LMs (default 256)")
+        p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                       help="auto: CUDA when present (bf16), else CPU; cuda fails without a GPU")
+
     p = command("classify", "score documents with a quality classifier -> silver.signals_quality", cmd_classify)
     p.add_argument("--model", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, or a fastText model file")
     p.add_argument("--crawl", action="append", default=[], help="crawl to score (repeatable; default: all)")
+
+    p = command("train-neural", "train a neural scorer (embedding classifier head or reference LM) and register it",
+                cmd_train_neural)
+    p.add_argument("--kind", choices=("embedding", "reference"), required=True,
+                   help="embedding: logistic head on sentence embeddings, compared with fastText on the same split; "
+                        "reference: byte-level LM on --positives (its loss scores documents)")
+    p.add_argument("--name", required=True, help="registered model name (gets the alias --alias)")
+    p.add_argument("--positives", nargs="+", required=True, metavar="PATH|TABLE", help="reference-quality text")
+    p.add_argument("--negatives", nargs="+", default=["silver.documents"], metavar="PATH|TABLE",
+                   help="embedding: crawled text (default: a seeded sample of silver.documents)")
+    p.add_argument("--encoder", help="sentence-transformers folder (default: all-MiniLM-L6-v2 from the pinned wheel)")
+    p.add_argument("--max-examples", type=int, default=20_000, help="per class (default 20000)")
+    p.add_argument("--holdout", type=float, default=0.1, help="held-out fraction per class (default 0.1)")
+    p.add_argument("--scale", choices=("tiny", "small", "base", "large"), default="tiny", help="reference LM size")
+    p.add_argument("--tokens", type=int, help="reference LM token budget (default: the scale's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alias", default="champion")
+    runner_options(p)
+
+    p = command("score-neural", "score documents with a neural scorer -> silver.signals_neural", cmd_score_neural)
+    p.add_argument("--scorer", choices=("embedding", "reference", "learnability"), required=True)
+    p.add_argument("--model", required=True,
+                   help="models:/NAME@ALIAS or models:/NAME/VERSION (learnability: the learner LM)")
+    p.add_argument("--reference", help="learnability: the reference LM, models:/NAME@ALIAS")
+    p.add_argument("--crawl", action="append", default=[], help="crawl to score (repeatable; default: all)")
+    runner_options(p)
 
     p = command("select", "apply a recipe -> gold.corpus (new version) and gold.rejections", cmd_select)
     p.add_argument("--recipe", required=True, help="shipped recipe name (see `lakesift recipes`) or a YAML file")
@@ -294,6 +327,35 @@ def cmd_classify(args) -> int:
     s = classify_quality.run(_spark(cfg), cfg)
     print(f"silver.signals_quality: {s['rows_out_scores']} documents scored by {s['model']} v{s['model_version']} "
           f"(mean score {s['mean_score']:.3f}; {s['rows_out_without_text']} without text)")
+    return EXIT_OK
+
+
+def cmd_train_neural(args) -> int:
+    from jobs.classifiers import train_neural
+
+    cfg = train_neural.Config(
+        **_base(args), kind=args.kind, name=args.name, positives=tuple(args.positives), negatives=tuple(args.negatives),
+        encoder=args.encoder, max_examples=args.max_examples, holdout=args.holdout, scale=args.scale, tokens=args.tokens,
+        seed=args.seed, alias=args.alias, batch_size=args.batch_size, max_tokens=args.max_tokens, device=args.device)
+    s = train_neural.run(_spark(cfg), cfg)
+    if s["kind"] == "embedding":
+        detail = (f"held out: ROC-AUC {s['roc_auc']:.3f} (fastText on the same split {s['fasttext_roc_auc']:.3f}), "
+                  f"precision {s['precision']:.3f}, recall {s['recall']:.3f} ({s['examples']} documents)")
+    else:
+        detail = f"held-out {s['heldout_bpb']:.4f} bits per byte after {s['tokens']:,} tokens"
+    print(f"models:/{s['model']}@{s['alias']} = version {s['version']} ({s['kind']}): {detail}; MLflow run {s['run_id']}")
+    return EXIT_OK
+
+
+def cmd_score_neural(args) -> int:
+    from jobs.classifiers import score_neural
+
+    cfg = score_neural.Config(**_base(args), scorer=args.scorer, model=args.model, reference=args.reference,
+                              crawls=tuple(args.crawl), batch_size=args.batch_size, max_tokens=args.max_tokens,
+                              device=args.device)
+    s = score_neural.run(_spark(cfg), cfg)
+    print(f"silver.signals_neural: {s['rows_out_scores']} documents scored by {s['scorer']} {s['model']} "
+          f"v{s['model_version']} (mean score {s['mean_score']:.4f}; {s['rows_out_without_text']} without text)")
     return EXIT_OK
 
 

@@ -1,8 +1,6 @@
 """Bronze and silver jobs on a local SparkSession: contracts, reconciliation, idempotency, bad input."""
 from __future__ import annotations
 
-import gzip
-from datetime import datetime, timezone
 
 import pytest
 from pyspark.sql import functions as F

@@ -7,7 +7,6 @@ import os
 from datetime import datetime, timezone
 
 import pytest
-from pyspark.sql import functions as F
 
 from jobs.classifiers import classify_quality, train_quality
 from jobs.gold import export_shards, select_corpus
@@ -15,7 +14,7 @@ from jobs.gold.recipe import RecipeError
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import client_and_experiment
-from schemas import gold, silver
+from schemas import silver
 from udfs import heuristics as H
 
 pytestmark = pytest.mark.filterwarnings("ignore")

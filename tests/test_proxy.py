@@ -1,7 +1,6 @@
 """Proxy models: the evaluation harness against hand computation, training determinism, the jobs' errors."""
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -128,7 +127,6 @@ def test_cuda_requested_without_a_gpu_fails_clearly():
 
 
 def test_budget_and_empty_corpus_errors(spark, home):
-    from datetime import datetime, timezone
 
     from jobs.proxy import train_proxy
     from jobs.runtime import tables

@@ -231,3 +231,19 @@ def greedy_matches(model, contexts: Sequence[str], continuations: Sequence[str],
             target = torch.tensor(s[-n:])
             out[start + k] = bool((pred[k, len(s) - 1 - n: len(s) - 1] == target).all())
     return out
+
+
+def load_folder(folder: str, device: str):
+    """(model, config dict) of a saved byte LM: config.json + model.safetensors (never unpickled)."""
+    import json
+    import os
+
+    from safetensors.torch import load_file
+
+    with open(os.path.join(folder, "config.json")) as fh:
+        config = json.load(fh)
+    if config.get("format") != "lakesift-byte-lm":
+        raise ValueError(f"{folder} holds no lakesift byte-level language model")
+    model = build_model(ModelConfig(**config["model"]))
+    model.load_state_dict(load_file(os.path.join(folder, "model.safetensors")))
+    return model.to(device).eval(), config

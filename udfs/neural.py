@@ -26,6 +26,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+import pandas as pd
 
 from udfs import lm
 
@@ -38,7 +39,7 @@ MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9d
 @dataclass(frozen=True)
 class RunnerOptions:
     batch_size: int = 64              # texts per forward pass
-    max_tokens: int = 256             # texts are cut to this many tokens (encoder) or bytes per window (LM)
+    max_tokens: int = 256             # tokens scored per text: encoder word pieces, or bytes for the byte LMs
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -140,22 +141,15 @@ def train_head(vectors: np.ndarray, labels: np.ndarray, seed: int = 0, epochs: i
 
 @lru_cache(maxsize=4)
 def load_lm(folder: str, device: str):
-    """A byte LM saved by train-proxy/train-neural (safetensors + config.json), once per worker."""
-    lm._torch()
-    from safetensors.torch import load_file
-
-    with open(os.path.join(folder, "config.json")) as fh:
-        config = json.load(fh)
-    model = lm.build_model(lm.ModelConfig(**config["model"]))
-    model.load_state_dict(load_file(os.path.join(folder, "model.safetensors")))
-    return model.to(device).eval()
+    """A byte LM saved by train-proxy/train-neural, once per worker."""
+    return lm.load_folder(folder, device)[0]
 
 
 def lm_bpb(texts: Sequence[str], folder: str, opts: RunnerOptions) -> np.ndarray:
-    """Bits per byte of each text (first max_tokens bytes... times the model context, see lm.bits_per_byte)."""
+    """Bits per byte of the first max_tokens bytes (the byte LM's tokens) of each text."""
     device = lm.device_for(opts.device)
     model = load_lm(folder, device)
-    cut = [(t or "")[: opts.max_tokens * 4] for t in texts]
+    cut = [(t or "").encode("utf-8", errors="replace")[: opts.max_tokens].decode("utf-8", errors="ignore") for t in texts]
     scores, _ = lm.bits_per_byte(model, cut, device, opts.batch_size)
     return scores
 
@@ -206,15 +200,18 @@ def score_batches(batches: Iterator, kind: str, model_folder: str, reference_fol
 
 
 def neural_udf(kind: str, model_folder: str, reference_folder: str | None, opts: RunnerOptions):
-    """Iterator pandas UDF: text -> score (double). The model loads once per Python worker."""
-    import pandas as pd
+    """Iterator pandas UDF: text -> score (double). The model loads once per Python worker. Folders are
+    paths or udfs.shipped references."""
     from pyspark.sql.functions import pandas_udf
+
+    from udfs.shipped import local_path
 
     @pandas_udf("double")
     def scores(texts: Iterator[pd.Series]) -> Iterator[pd.Series]:
         device = lm.device_for(opts.device)
         log.info("neural scorer %s on %s", kind, device)
-        for values in score_batches((t.tolist() for t in texts), kind, model_folder, reference_folder, opts):
+        batches = (t.tolist() for t in texts)
+        for values in score_batches(batches, kind, local_path(model_folder), local_path(reference_folder), opts):
             yield pd.Series(values)
 
     return scores

@@ -20,6 +20,7 @@ from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import download_model, is_model_uri, job_run
 from schemas import silver
+from udfs.shipped import ship
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,28 +61,15 @@ def resolve_model(cfg: Config) -> ResolvedModel:
     return ResolvedModel(os.path.join(local, file_name), name, version)
 
 
-def ship(spark: SparkSession, path: str) -> str:
-    """Make the model file reachable from executors: SparkContext.addFile where there is one (clusters,
-    local mode), else the path itself (Spark Connect: put the model on shared storage)."""
-    try:
-        spark.sparkContext.addFile(path)
-        return "sparkfiles:" + os.path.basename(path)
-    except Exception:
-        return path
-
-
 def transform(documents: DataFrame, model_ref: str, name: str, version: str) -> DataFrame:
     def score(batches):
         import pyarrow as pa
 
         from udfs.fasttext import load, positive_probability
 
-        path = model_ref
-        if path.startswith("sparkfiles:"):
-            from pyspark import SparkFiles
+        from udfs.shipped import local_path
 
-            path = SparkFiles.get(path[len("sparkfiles:"):])
-        model = load(path)
+        model = load(local_path(model_ref))
         for batch in batches:
             scores = positive_probability(model, batch.column("text").to_pylist())
             n = batch.num_rows

@@ -20,6 +20,7 @@ from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import download_model, is_model_uri, job_run
 from schemas import silver
 from udfs.neural import SCORERS, RunnerOptions, neural_udf
+from udfs.shipped import ship
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +68,8 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         if crawls:
             docs = docs.where(F.col("crawl").isin(crawls))
         seen = Observation("neural")
-        out = transform(docs, cfg.scorer, folder, reference, name, version, opts).observe(
+        shipped = ship(spark, folder), ship(spark, reference) if reference else None
+        out = transform(docs, cfg.scorer, *shipped, name, version, opts).observe(
             seen, F.count(F.lit(1)).alias("rows"), F.count_if(F.col("score").isNull()).alias("no_text"),
             F.avg("score").alias("mean"))
         where = tables.crawl_scope(crawls, f"scorer = {tables.sql_literal(cfg.scorer)} AND model = {tables.sql_literal(name)}")

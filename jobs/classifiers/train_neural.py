@@ -88,7 +88,7 @@ def _embedding(tracked, cfg: Config, pos, neg, folder: str) -> dict:
               "score": "P(reference quality)"}
     with open(os.path.join(folder, "config.json"), "w") as fh:
         json.dump(config, fh, indent=2)
-    tracked.params(encoder=encoder, encoder_sha256=sha, embedding_dimensions=int(train_x.shape[1]))
+    tracked.params(encoder_folder=encoder, encoder_sha256=sha, embedding_dimensions=int(train_x.shape[1]))
     tracked.metrics(**{f"holdout_{k}": v for k, v in ours.items()},
                     **{f"fasttext_same_split_{k}": v for k, v in baseline.items()},
                     train_positives=len(pos_train), train_negatives=len(neg_train))

@@ -15,7 +15,9 @@ is read. Recipes are YAML files (shipped ones in jobs/gold/recipes/, or any path
         score: q.score
 
 Aliases: d = silver.documents, h = silver.signals_heuristic (heuristics_v1 fields as columns),
-x = silver.duplicates, q = silver.signals_quality, c = silver.signals_contamination.
+x = silver.duplicates, q = silver.signals_quality, c = silver.signals_contamination,
+n = silver.signals_neural (one scorer and model per recipe: signals.neural.scorer and .model, e.g.
+{scorer: embedding, model: lakesift_embedding}; learnability models are named LEARNER/REFERENCE).
 A document without a row in a family a predicate reads is dropped as `missing_<family>` at that predicate;
 a predicate that evaluates to NULL counts as failed. Neither is ever a silent keep.
 """
@@ -33,10 +35,11 @@ import yaml
 from schemas.contract import validate_identifier
 
 FAMILIES = {            # alias -> family name
-    "d": "documents", "h": "heuristics", "x": "duplicates", "q": "quality", "c": "contamination",
+    "d": "documents", "h": "heuristics", "x": "duplicates", "q": "quality", "c": "contamination", "n": "neural",
 }
 ALIASES = {family: alias for alias, family in FAMILIES.items()}
-FAMILY_OPTIONS = {"duplicates": {"version", "scope"}, "quality": {"model"}, "contamination": {"version"}}
+FAMILY_OPTIONS = {"duplicates": {"version", "scope"}, "quality": {"model"}, "contamination": {"version"},
+                  "neural": {"scorer", "model"}}
 _STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _COLUMN = re.compile(r"\b([a-z])\.([A-Za-z_][A-Za-z0-9_]*)\b")
 

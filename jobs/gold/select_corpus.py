@@ -44,7 +44,8 @@ class Config(JobConfig):
 def _family_frames(spark: SparkSession, cfg: JobConfig, recipe: R.Recipe, empty: bool) -> tuple[dict[str, DataFrame], dict[str, int]]:
     """alias -> DataFrame for documents and each family the recipe reads (empty ones for validation)."""
     contracts = {"documents": silver.DOCUMENTS, "heuristics": silver.SIGNALS_HEURISTIC, "duplicates": silver.DUPLICATES,
-                 "quality": silver.SIGNALS_QUALITY, "contamination": silver.SIGNALS_CONTAMINATION}
+                 "quality": silver.SIGNALS_QUALITY, "contamination": silver.SIGNALS_CONTAMINATION,
+                 "neural": silver.SIGNALS_NEURAL}
     frames, versions = {}, {}
     for family in ["documents", *recipe.families()]:
         contract = contracts[family]
@@ -62,6 +63,10 @@ def _family_frames(spark: SparkSession, cfg: JobConfig, recipe: R.Recipe, empty:
             if "model" not in opts:
                 raise R.RecipeError(f"recipe {recipe.name}: the quality family needs signals.quality.model")
             df = df.where(F.col("model") == opts["model"])
+        elif family == "neural":
+            if not {"scorer", "model"} <= set(opts):
+                raise R.RecipeError(f"recipe {recipe.name}: the neural family needs signals.neural.scorer and .model")
+            df = df.where((F.col("scorer") == opts["scorer"]) & (F.col("model") == opts["model"]))
         elif family == "contamination" and "version" in opts:
             df = df.where(F.col("version") == opts["version"])
         if family != "documents":

@@ -8,8 +8,6 @@ Re-run  the same run, limit and seed give the same scores.
 """
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import dataclass
 
@@ -55,16 +53,12 @@ class Config(JobConfig):
 def load_run_model(cfg: JobConfig, run_id: str, device: str):
     """(model, config dict) of a train_proxy run, from its safetensors artifact."""
     import mlflow.artifacts
-    from safetensors.torch import load_file
 
     local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model", tracking_uri=tracking_uri(cfg))
-    with open(os.path.join(local, "config.json")) as fh:
-        config = json.load(fh)
-    if config.get("format") != "lakesift-byte-lm":
-        raise ValueError(f"run {run_id} holds no lakesift proxy model")
-    model = lm.build_model(lm.ModelConfig(**config["model"]))
-    model.load_state_dict(load_file(os.path.join(local, "model.safetensors")))
-    return model.to(device).eval(), config
+    try:
+        return lm.load_folder(local, device)
+    except ValueError:
+        raise ValueError(f"run {run_id} holds no lakesift proxy model") from None
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:

@@ -13,6 +13,7 @@ import fcntl
 import os
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -106,8 +107,12 @@ def download_model(cfg: JobConfig, uri: str) -> tuple[str, str, str]:
     client, _ = client_and_experiment(cfg)
     mv = (client.get_model_version_by_alias(m["name"], m["alias"]) if m["alias"]
           else client.get_model_version(m["name"], m["version"]))
-    local = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, tracking_uri=tracking_uri(cfg))
-    return local, m["name"], str(mv.version)
+    dst = tempfile.mkdtemp(prefix="lakesift-model-")
+    local = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=dst, tracking_uri=tracking_uri(cfg))
+    # a folder name unique per download, so shipping two models to executors never collides
+    unique = os.path.join(dst, f"{m['name']}-v{mv.version}-{os.path.basename(dst)}")
+    os.rename(local, unique)
+    return unique, m["name"], str(mv.version)
 
 
 class JobRun:

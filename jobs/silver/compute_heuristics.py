@@ -15,7 +15,6 @@ from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import job_run
 from schemas import silver
-from udfs.heuristics import VERSION
 
 
 @dataclass(frozen=True, kw_only=True)
