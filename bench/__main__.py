@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("extraction_quality", "throughput", "dedup_accuracy", "dedup_speed", "quality", "ablation")
+BENCHMARKS = ("extraction_quality", "throughput", "dedup_accuracy", "dedup_speed", "quality", "neural", "ablation")
 
 
 def main(argv: list[str]) -> int:

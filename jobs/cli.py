@@ -230,6 +230,18 @@ def _spark(cfg):
     return get_spark(cfg, app_name="lakesift")
 
 
+def _task_value(spark, key: str, value: str) -> None:
+    """In a Databricks job, publish a value to later tasks ({{tasks.TASK.values.KEY}}); elsewhere nothing."""
+    if "DATABRICKS_RUNTIME_VERSION" not in os.environ:
+        return
+    try:
+        from pyspark.dbutils import DBUtils
+
+        DBUtils(spark).jobs.taskValues.set(key, value)
+    except Exception as exc:                       # not a job run, or an older runtime
+        logging.getLogger("lakesift").warning("could not set task value %s: %s", key, exc)
+
+
 def cmd_setup(args) -> int:
     from jobs.runtime import jars
 
@@ -390,7 +402,9 @@ def cmd_train_proxy(args) -> int:
     cfg = train_proxy.Config(**_base(args), recipe=args.recipe, version=args.version, scale=args.scale, seed=args.seed,
                              tokens=args.tokens, max_epochs=args.max_epochs, device=args.device, heldout=tuple(args.heldout))
     print(f"train-proxy: {args.recipe}, scale {args.scale}, seed {args.seed} …", file=sys.stderr)
-    s = train_proxy.run(_spark(cfg), cfg)
+    spark = _spark(cfg)
+    s = train_proxy.run(spark, cfg, progress=lambda m: print(f"train-proxy: {m}", file=sys.stderr, flush=True))
+    _task_value(spark, "run_id", s["run_id"])
     print(f"run {s['run_id']}: {s['parameters']:,}-parameter model, {s['tokens']:,} tokens of {s['recipe']} "
           f"(gold.corpus v{s['corpus_version']}, {s['epochs']:.2f} epochs) on {s['device']} at {s['tokens_per_second']:,.0f} "
           f"tokens/s; held-out {s['final_heldout_bpb']:.4f} bits per byte\n"

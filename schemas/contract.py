@@ -19,6 +19,14 @@ def validate_identifier(name: str, what: str = "name") -> str:
     return name
 
 
+def validate_model_name(name: str) -> str:
+    """A registered model name: NAME, or catalog.schema.NAME in Unity Catalog."""
+    parts = name.split(".") if isinstance(name, str) else [None]
+    if len(parts) not in (1, 3) or not all(isinstance(p, str) and _IDENTIFIER.match(p) for p in parts):
+        raise ValueError(f"invalid model name {name!r}: use NAME or catalog.schema.NAME (letters, digits, underscores)")
+    return name
+
+
 @dataclass(frozen=True)
 class Column:
     name: str

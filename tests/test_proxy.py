@@ -144,3 +144,13 @@ def test_budget_and_empty_corpus_errors(spark, home):
     client, exp = client_and_experiment(JobConfig(home=home))
     statuses = {r.info.status for r in client.search_runs([exp], "tags.`lakesift.job` = 'train_proxy'")}
     assert statuses == {"FAILED"}
+
+
+def test_heldout_text_is_cut_into_blocks_within_the_byte_limit(tmp_path):
+    from jobs.proxy.train_proxy import heldout_texts
+
+    path = tmp_path / "wiki.txt"
+    path.write_text(" = Title = \n \n First paragraph here . \n \n Second one , longer than the first . \n")
+    assert heldout_texts((str(path),), limit=1000) == ["= Title =", "First paragraph here .", "Second one , longer than the first ."]
+    cut = heldout_texts((str(path),), limit=20)
+    assert cut == ["= Title =", "First paragr"] and sum(len(t.encode()) for t in cut) == 20

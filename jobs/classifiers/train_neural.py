@@ -24,7 +24,7 @@ from jobs.classifiers.train_quality import load_texts, register, split
 from jobs.proxy import trainer
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import job_run
-from schemas.contract import validate_identifier
+from schemas.contract import validate_model_name
 from udfs import fasttext as ft
 from udfs import lm, neural
 
@@ -52,7 +52,7 @@ class Config(JobConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        validate_identifier(self.name, "model name")
+        validate_model_name(self.name)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
         if not self.positives:

@@ -20,7 +20,7 @@ from pyspark.sql import SparkSession
 from jobs.classifiers import sources
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import job_run
-from schemas.contract import validate_identifier
+from schemas.contract import validate_identifier, validate_model_name
 from udfs import fasttext as ft
 
 MODEL_FILE = "model.bin"
@@ -48,7 +48,7 @@ class Config(JobConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        validate_identifier(self.name, "model name")
+        validate_model_name(self.name)
         validate_identifier(self.alias, "model alias")
         if not self.positives:
             raise ValueError("train-quality needs --positives")

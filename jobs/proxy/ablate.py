@@ -104,7 +104,7 @@ def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
                 say(f"train {recipe} seed {seed}")
                 trained = train_proxy.run(spark, train_proxy.Config(
                     **base, recipe=recipe, scale=cfg.scale, seed=seed, tokens=cfg.tokens, device=cfg.device,
-                    heldout=cfg.heldout, max_epochs=cfg.max_epochs))
+                    heldout=cfg.heldout, max_epochs=cfg.max_epochs), progress=lambda m: say(f"  {recipe}/{seed}: {m}"))
                 say(f"evaluate {recipe} seed {seed}: held-out bpb {trained['final_heldout_bpb']:.3f}")
                 scored = eval_proxy.run(spark, eval_proxy.Config(
                     **base, run=trained["run_id"], evals=cfg.evals, limit=cfg.limit, heldout=cfg.heldout, device=cfg.device))

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from schemas import gold
 from schemas.contract import validate_identifier
 from udfs import lm
 
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 HELDOUT_BYTES = 60_000          # held-out text evaluated at every evaluation point (bytes, from the start)
 
 
@@ -40,17 +43,21 @@ def default_heldout(home: str) -> tuple[str, ...]:
 
 
 def heldout_texts(paths: tuple[str, ...], limit: int = HELDOUT_BYTES) -> list[str]:
-    """Blank-line-separated blocks of the held-out files, up to `limit` bytes in all."""
+    """Blank-line-separated blocks of the held-out files (lines holding only spaces count as blank), in
+    file order, up to `limit` bytes in all (the last block cut to fit)."""
     texts, used = [], 0
     for path in paths:
-        for block in Path(path).read_text(encoding="utf-8", errors="replace").split("\n\n"):
+        for block in _BLANK_LINE.split(Path(path).read_text(encoding="utf-8", errors="replace")):
             block = block.strip()
             if not block:
                 continue
-            texts.append(block)
-            used += len(block.encode())
-            if used >= limit:
+            room = limit - used
+            encoded = block.encode()
+            if len(encoded) >= room:
+                texts.append(encoded[:room].decode("utf-8", errors="ignore"))
                 return texts
+            texts.append(block)
+            used += len(encoded)
     return texts
 
 
@@ -157,7 +164,10 @@ def save_model(tracked: JobRun, model, spec: trainer.TrainSpec, history: trainer
         tracked.file(os.path.join(folder, "history.json"), "model")
 
 
-def run(spark: SparkSession, cfg: Config) -> dict:
+def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
+    """progress(message) is called as phases finish and at every held-out evaluation."""
+    say = progress or (lambda message: None)
+    started = time.perf_counter()
     spec = cfg.spec()
     heldout_paths = cfg.heldout_paths()
     heldout = heldout_texts(heldout_paths)
@@ -166,6 +176,9 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         tracked.table_read(gold.CORPUS.fullname, version)
         stream, counts = corpus_stream(spark, cfg, version, spec.tokens)
         device = lm.device_for(spec.device)
+        say(f"{counts['documents']:,} documents, {counts['corpus_tokens']:,} tokens of {cfg.recipe} (gold.corpus v{version}) "
+            f"read in {time.perf_counter() - started:.0f}s; training {spec.model.parameters():,} parameters for "
+            f"{spec.tokens:,} tokens ({spec.steps} steps) on {device}")
         tracked.params(recipe_name=cfg.recipe, recipe_fingerprint=counts["fingerprint"], corpus_version=version,
                        budget_tokens=spec.tokens, model_parameters=spec.model.parameters(), device_used=device,
                        corpus_documents=counts["documents"], corpus_tokens=counts["corpus_tokens"],
@@ -184,7 +197,6 @@ def run(spark: SparkSession, cfg: Config) -> dict:
 
         def flush() -> None:
             from mlflow.entities import Metric
-            import time
 
             now = int(time.time() * 1000)
             metrics = [Metric(k, v, now, s) for s, loss, lr in pending for k, v in (("train_loss", loss), ("lr", lr))]
@@ -193,6 +205,8 @@ def run(spark: SparkSession, cfg: Config) -> dict:
 
         def on_eval(step: int, tokens: int, bpb: float) -> None:
             tracked.metrics(step=tokens, heldout_bpb=bpb)
+            say(f"step {step + 1}/{spec.steps}: {tokens:,} tokens, held-out {bpb:.4f} bits per byte "
+                f"({time.perf_counter() - started:.0f}s)")
 
         model, history = trainer.train(spec, stream, heldout, on_step, on_eval)
         flush()

@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import time
+from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from jobs.runtime.config import JobConfig
@@ -36,6 +37,14 @@ def schema_name(cfg: JobConfig, layer: str) -> str:
 
 def table_name(cfg: JobConfig, contract: TableContract) -> str:
     return f"{schema_name(cfg, contract.layer)}.`{contract.name}`"
+
+
+@dataclass(frozen=True)
+class _Named:
+    """Just enough of a contract for table_name()."""
+    layer: str
+    name: str
+
 
 
 def table_location(cfg: JobConfig, layer: str, name: str) -> str:
@@ -96,7 +105,29 @@ def register_lakehouse(spark, cfg: JobConfig) -> list[str]:
                     continue
                 _register(spark, cfg, layer, name)
                 found.append(f"{layer}.{name}")
+    create_views(spark, cfg, set(found))
     return found
+
+
+def create_views(spark, cfg: JobConfig, existing: set[str] | None = None) -> list[str]:
+    """(Re)create the views of schemas/views.py whose tables exist; returns their names. `existing`: the
+    tables known to exist (else the catalog is asked)."""
+    from schemas.views import TABLE_REF, VIEWS
+
+    def exists(layer: str, name: str) -> bool:
+        if existing is not None:
+            return f"{layer}.{name}" in existing
+        return spark.catalog.tableExists(table_name(cfg, _Named(layer, name)).replace("`", ""))
+
+    made = []
+    for view in VIEWS:
+        if not all(exists(layer, name) for layer, name in view.tables()):
+            continue
+        sql = TABLE_REF.sub(lambda m: table_name(cfg, _Named(m.group(1), m.group(2))), view.sql)
+        comment = view.comment.replace("'", "\\'")
+        spark.sql(f"CREATE OR REPLACE VIEW {schema_name(cfg, view.layer)}.`{view.name}` COMMENT '{comment}' AS {sql}")
+        made.append(view.fullname)
+    return made
 
 
 def ensure_table(spark, cfg: JobConfig, contract: TableContract) -> str:
