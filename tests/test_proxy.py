@@ -153,4 +153,4 @@ def test_heldout_text_is_cut_into_blocks_within_the_byte_limit(tmp_path):
     path.write_text(" = Title = \n \n First paragraph here . \n \n Second one , longer than the first . \n")
     assert heldout_texts((str(path),), limit=1000) == ["= Title =", "First paragraph here .", "Second one , longer than the first ."]
     cut = heldout_texts((str(path),), limit=20)
-    assert cut == ["= Title =", "First paragr"] and sum(len(t.encode()) for t in cut) == 20
+    assert cut == ["= Title =", "First parag"] and sum(len(t.encode()) for t in cut) == 20
