@@ -218,6 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
 
+    p = command("views", "create the views for common questions (automatic for a local lakehouse) and list them", cmd_views)
+
+    p = command("serve-sql", "serve the lakehouse tables over JDBC/ODBC (Spark Thrift server) for BI tools and beeline",
+                cmd_serve_sql)
+    p.add_argument("--port", type=int, default=10000)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; 0.0.0.0 exposes it)")
+
+    p = command("spark-sql", "the spark-sql shell with the lakehouse's tables and views registered", cmd_spark_sql)
+    p.add_argument("shell_args", nargs=argparse.REMAINDER, metavar="-- ARGS",
+                   help='passed to spark-sql, e.g. -- -e "SELECT count(*) FROM silver.documents"')
+
+    p = command("pack-env", "pack the executors' Python environment for spark-submit --archives (venv-pack)", cmd_pack_env)
+    p.add_argument("--output", help="archive (default dist/lakesift-env.tar.gz)")
+
+    p = command("submit", "run a lakesift command on a Spark cluster with spark-submit", cmd_submit)
+    p.add_argument("--master", required=True, help="e.g. spark://HOST:7077, yarn, k8s://https://HOST:443")
+    p.add_argument("--env-archive", help="packed executor environment (default dist/lakesift-env.tar.gz)")
+    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark conf (repeatable)")
+    p.add_argument("cli_args", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
+                   help="the lakesift command to run, e.g. -- --home /shared/lakehouse demo")
+
     command("setup", "download Delta Lake's jars from Maven Central into the local cache (once)", cmd_setup)
     return parser
 
@@ -426,6 +447,8 @@ def cmd_eval_proxy(args) -> int:
     print(f"{s['recipe']}: held-out {s['heldout_bpb']:.4f} bits per byte"
           + (f", CORE-like {s['core_like']:.4f}" if s["core_like"] is not None else ", no evaluation sets found")
           + (f"; {s['malformed_lines']} malformed evaluation lines skipped" if s["malformed_lines"] else "")
+          + (f"; {s['skipped_too_long']} items whose answer exceeds the model's context left out"
+             if s["skipped_too_long"] else "")
           + f"; gold.proxy_evals v{s['proxy_evals_version']}")
     return EXIT_OK
 
@@ -509,6 +532,80 @@ def cmd_ui(args) -> int:
         cmd += ["--default-artifact-root", artifact_root(cfg)]
     print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
     return subprocess.call(cmd)
+
+
+def cmd_views(args) -> int:
+    from jobs.runtime import output
+    from jobs.runtime.config import JobConfig
+    from jobs.runtime.tables import create_views
+    from schemas.views import VIEWS
+
+    cfg = JobConfig(**_base(args))
+    made = set(create_views(_spark(cfg), cfg))
+    output.table(("view", "reads", "answers"), [
+        (v.fullname if v.fullname in made else f"{v.fullname} (not created: a table is missing)",
+         ", ".join(f"{a}.{b}" for a, b in v.tables()), v.comment) for v in VIEWS], width=70)
+    return EXIT_OK
+
+
+def cmd_serve_sql(args) -> int:
+    import signal
+    import threading
+
+    from jobs.runtime.config import JobConfig
+
+    # HiveServer2 reads its bind address and port from these variables; the JVM started below inherits them.
+    os.environ["HIVE_SERVER2_THRIFT_BIND_HOST"] = args.host
+    os.environ["HIVE_SERVER2_THRIFT_PORT"] = str(args.port)
+    cfg = JobConfig(**_base(args))
+    spark = _spark(cfg)
+    jvm = spark.sparkContext._jvm
+    jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithContext(spark._jsparkSession.sqlContext())
+    url = f"jdbc:hive2://{args.host}:{args.port}/"
+    print(f"JDBC endpoint {url} (Spark Thrift server; tables and views of {cfg.catalog or cfg.home}).\n"
+          f"  beeline -u {url} -e \"SHOW TABLES IN silver\"\nCtrl-C (or SIGTERM) stops it.", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    spark.stop()
+    return EXIT_OK
+
+
+def cmd_spark_sql(args) -> int:
+    from jobs.runtime.config import JobConfig
+    from jobs.runtime.spark import spark_sql_command
+
+    cfg = JobConfig(**_base(args))
+    extra = [a for a in args.shell_args if a != "--"]
+    cmd, env = spark_sql_command(cfg, extra)
+    os.execvpe(cmd[0], cmd, env)
+
+
+def cmd_pack_env(args) -> int:
+    from pathlib import Path
+
+    from jobs import submit
+
+    out = submit.pack_environment(Path(args.output) if args.output else submit.DEFAULT_ARCHIVE,
+                                  progress=lambda m: print(f"pack-env: {m}", file=sys.stderr, flush=True))
+    print(f"{out} ({out.stat().st_size / 1e6:.0f} MB): pass it to `lakesift submit --env-archive`")
+    return EXIT_OK
+
+
+def cmd_submit(args) -> int:
+    from pathlib import Path
+
+    from jobs import submit
+
+    cli_args = [a for a in args.cli_args if a != "--"] if args.cli_args[:1] == ["--"] else list(args.cli_args)
+    if not cli_args:
+        raise ValueError("give the lakesift command to run after --, e.g. lakesift submit --master spark://h:7077 -- demo")
+    archive = Path(args.env_archive) if args.env_archive else submit.DEFAULT_ARCHIVE
+    argv, env = submit.submit_command(args.master, archive, cli_args, args.conf)
+    import subprocess
+
+    return subprocess.call(argv, env=env)
 
 
 def cmd_demo(args) -> int:

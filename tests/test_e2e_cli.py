@@ -1,5 +1,5 @@
-"""End to end through the `lakesift` command in fresh processes: the demo, SQL from a new process,
-a SIGKILL in the middle of extract, and two jobs at once."""
+"""End to end through the `lakesift` command in fresh processes: the demo, SQL and views from a new process,
+proxy models, the notebooks, the MLflow UI, a SIGKILL in the middle of extract, and two jobs at once."""
 from __future__ import annotations
 
 import csv
@@ -25,8 +25,14 @@ def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     return proc
 
 
-def test_demo_then_sql_from_new_processes(home):
-    demo = ok(run_cli("demo", "--pages", "120", home=home))
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    home = str(tmp_path_factory.mktemp("demo") / "lakehouse")
+    return home, ok(run_cli("demo", "--pages", "120", home=home))
+
+
+def test_demo_then_sql_from_new_processes(demo):
+    home, demo = demo
     assert "stage" in demo.stdout and "ingest" in demo.stdout and "heuristics" in demo.stdout
     assert "lakesift sql" in demo.stdout and "lakesift ui" in demo.stdout
     assert "export dclm_like done" in demo.stderr and "select dclm_like" in demo.stdout
@@ -80,6 +86,119 @@ def test_bad_sql_is_a_clear_error(home):
     proc = run_cli("sql", "SELECT nope FROM silver.missing_table", home=home)
     assert proc.returncode == 1
     assert "TABLE_OR_VIEW_NOT_FOUND" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _json_rows(proc: subprocess.CompletedProcess) -> list[dict]:
+    return [json.loads(line) for line in ok(proc).stdout.splitlines()]
+
+
+def test_views_answer_common_questions(demo):
+    home, _ = demo
+    listed = ok(run_cli("views", home=home)).stdout
+    for view in ("gold.v_recipe_funnel", "silver.v_signal_distributions", "silver.v_quality_distributions",
+                 "silver.v_duplicate_cluster_sizes"):
+        assert view in listed and f"{view} (not created" not in listed
+    funnel = _json_rows(run_cli("sql", "SELECT * FROM gold.v_recipe_funnel WHERE recipe = 'heuristics_dedup' ORDER BY step, "
+                                       "drop_reason", "--format", "json", home=home))
+    kept = funnel[0]["kept_documents"]
+    assert kept + sum(r["dropped_documents"] for r in funnel) == 120           # the funnel reconciles
+    assert funnel[-1]["documents_left"] == kept and all(a["documents_left"] >= b["documents_left"] for a, b in zip(funnel, funnel[1:]))
+    sizes = _json_rows(run_cli("sql", "SELECT sum(documents) AS docs, sum(duplicates_removed) AS removed FROM "
+                                      "silver.v_duplicate_cluster_sizes WHERE scope = 'crawl'", "--format", "json", home=home))
+    assert sizes[0]["docs"] == 120 and 0 < sizes[0]["removed"] < 120
+    dist = _json_rows(run_cli("sql", "SELECT crawl, language, documents FROM silver.v_signal_distributions", "--format", "json",
+                              home=home))
+    assert sum(r["documents"] for r in dist) == 120
+
+
+def test_proxy_models_from_the_cli(demo):
+    home, _ = demo
+    trained = ok(run_cli("train-proxy", "--recipe", "raw", "--tokens", "40000", "--seed", "1", home=home))
+    run_id = trained.stdout.split("run ", 1)[1].split(":", 1)[0]
+    assert "held-out" in trained.stdout and "training" in trained.stderr and "step " in trained.stderr
+    evaluated = ok(run_cli("eval-proxy", "--run", run_id, "--limit", "8", "--task", "copa", "--task", "piqa", home=home))
+    assert "copa" in evaluated.stdout and "CORE-like" in evaluated.stdout
+    ablated = ok(run_cli("ablate", "--recipes", "raw", "heuristics_dedup", "--seeds", "1", "--tokens", "30000",
+                         "--limit", "4", home=home, timeout=900))
+    assert "speedup vs raw" in ablated.stdout and "1 child runs" not in ablated.stdout
+    results = _json_rows(run_cli("sql", "SELECT recipe, count(*) AS n FROM gold.v_proxy_results WHERE task = 'heldout' "
+                                        "GROUP BY recipe ORDER BY recipe", "--format", "json", home=home))
+    assert [r["recipe"] for r in results] == ["heuristics_dedup", "raw"]
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{home}/mlflow.db")
+    (exp,) = [e for e in client.search_experiments() if e.name == "lakesift"]
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`lakesift.job` = 'ablate'")
+    children = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert {c.data.tags["lakesift.job"] for c in children} == {"train_proxy"} and len(children) == 2
+    assert "speedup.heuristics_dedup" in parent.data.metrics or "final_bpb.heuristics_dedup" in parent.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"comparison.txt", "heldout_bpb_vs_tokens.png"} <= artifacts
+
+
+def test_notebooks_run_on_the_demo_lakehouse_and_plot(demo, tmp_path):
+    home, _ = demo
+    expected = {"explore_signals.py": {"signal_histograms", "threshold_what_ifs", "quality_scores"},
+                "inspect_duplicates.py": {"cluster_sizes", "largest_cluster_jaccard"},
+                "compare_recipes.py": {"recipe_funnels"}}
+    for notebook, figures in expected.items():
+        out = tmp_path / notebook
+        env = {**os.environ, "LAKESIFT_HOME": home, "LAKESIFT_NOTEBOOK_OUT": str(out), "LAKESIFT_SPARK_MASTER": "local[2]"}
+        proc = subprocess.run([sys.executable, str(ROOT / "notebooks" / notebook)], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"{notebook}:\n{proc.stderr[-3000:]}"
+        made = {p.stem for p in out.glob("*.png") if p.stat().st_size > 5000}
+        assert figures <= made, f"{notebook} made {made}"
+        first = (ROOT / "notebooks" / notebook).read_text().splitlines()[0]
+        assert first == "# Databricks notebook source"
+
+
+def test_mlflow_ui_serves_the_demo_runs(demo, tmp_path):
+    import shutil
+    import socket
+    import urllib.request
+
+    home, _ = demo
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "jobs.cli", "ui", "--port", str(port), "--home", home], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=lakesift", timeout=5) as r:
+                    experiment = json.loads(r.read())["experiment"]
+                break
+            except OSError:
+                assert server.poll() is None and time.time() < deadline, server.stderr.read().decode()[-2000:]
+                time.sleep(1)
+        request = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", method="POST",
+                                         data=json.dumps({"experiment_ids": [experiment["experiment_id"]],
+                                                          "filter": "tags.`lakesift.job` = 'demo'"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            runs = json.loads(r.read())["runs"]
+        assert runs and runs[0]["info"]["status"] == "FINISHED"
+        browser = shutil.which("chromium") or shutil.which("chromium-browser")
+        if browser:                       # the experiment page, rendered: not an error page
+            page = f"{base}/#/experiments/{experiment['experiment_id']}"
+            flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--virtual-time-budget=15000", "--window-size=1400,900"]
+            dom = subprocess.run([*flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+            assert "lakesift" in dom and runs[0]["info"]["run_name"] in dom
+            shot = tmp_path / "experiment.png"
+            subprocess.run([*flags, f"--screenshot={shot}", page], capture_output=True, timeout=120)
+            import matplotlib.image
+
+            pixels = matplotlib.image.imread(str(shot))
+            assert pixels.shape[:2] == (900, 1400) and pixels.std() > 0.05
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 def _parquet_files(table_dir: Path) -> list[Path]:

@@ -154,3 +154,12 @@ def test_heldout_text_is_cut_into_blocks_within_the_byte_limit(tmp_path):
     assert heldout_texts((str(path),), limit=1000) == ["= Title =", "First paragraph here .", "Second one , longer than the first ."]
     cut = heldout_texts((str(path),), limit=20)
     assert cut == ["= Title =", "First parag"] and sum(len(t.encode()) for t in cut) == 20
+
+
+def test_items_whose_answer_exceeds_the_context_are_counted_not_fatal():
+    model = identity_blocks(lm.ModelConfig(d_model=16, n_layers=1, n_heads=2, context=32))
+    items = [{"query": "Q?", "choices": ["yes", "no"], "gold": 0},
+             {"query": "Q?", "choices": ["a" * 40, "b"], "gold": 1}]
+    scores = evaluate.score_task(model, items, evaluate.Task("x.jsonl", "mc", 0, 0.5), "cpu")
+    assert scores["items"] == 1 and scores["skipped"] == 1
+    assert evaluate.score_task(model, items[1:], evaluate.Task("x.jsonl", "mc", 0, 0.5), "cpu") == {"items": 0, "skipped": 1}

@@ -83,6 +83,8 @@ def run(spark: SparkSession, cfg: Config) -> dict:
                 metrics[f"{task}_{key}"] = scores[key]
         if malformed.get(task):
             metrics[f"{task}_malformed_lines"] = malformed[task]
+        if scores.get("skipped"):
+            metrics[f"{task}_skipped_too_long"] = scores["skipped"]
     if core is not None:
         metrics["core_like"] = core
     from mlflow.entities import Metric
@@ -103,4 +105,5 @@ def run(spark: SparkSession, cfg: Config) -> dict:
     df = spark.createDataFrame(rows, gold.PROXY_EVALS.schema)
     version = tables.replace_where(df, cfg, gold.PROXY_EVALS, f"run_id = {tables.sql_literal(cfg.run)}")
     return {"run_id": cfg.run, "recipe": config["recipe"], "heldout_bpb": bpb, "core_like": core, "tasks": results,
-            "malformed_lines": sum(malformed.values()), "proxy_evals_version": version}
+            "malformed_lines": sum(malformed.values()), "proxy_evals_version": version,
+            "skipped_too_long": sum(r.get("skipped", 0) for r in results.values())}

@@ -110,10 +110,25 @@ def fewshot_prefix(items: list[dict], index: int, kind: str, shots: int, seed: i
     return "".join(answered(items[i], kind) + EXAMPLE_DELIMITER for i in pool)
 
 
+def _longest_continuation(item: dict, kind: str) -> int:
+    if kind == "mc":
+        return max(len((CONTINUATION_DELIMITER + c).encode()) for c in item["choices"])
+    return len((CONTINUATION_DELIMITER + item["continuation"]).encode())
+
+
 def score_task(model, items: list[dict], task: Task, device: str, seed: int = 0) -> dict:
-    """accuracy (and length-normalised accuracy for multiple choice) of `model` on `items`."""
-    if not items:
-        return {"items": 0}
+    """accuracy (and length-normalised accuracy for multiple choice) of `model` on `items`. Items whose
+    answer alone does not fit the model's context cannot be scored: they are left out and counted
+    (`skipped`), never guessed."""
+    fits = [it for it in items if _longest_continuation(it, task.kind) + 1 < model.config.context]
+    skipped = len(items) - len(fits)
+    if not fits:
+        return {"items": 0, "skipped": skipped}
+    out = _score(model, fits, task, device, seed)
+    return {**out, "skipped": skipped} if skipped else out
+
+
+def _score(model, items: list[dict], task: Task, device: str, seed: int) -> dict:
     contexts, continuations, owners = [], [], []
     for i, item in enumerate(items):
         prefix = fewshot_prefix(items, i, task.kind, task.shots, seed)

@@ -96,3 +96,43 @@ def get_spark(cfg: JobConfig | None = None, app_name: str = "lakesift"):
 
         register_lakehouse(spark, cfg)
     return spark
+
+
+def spark_sql_command(cfg: JobConfig, extra: list[str]) -> tuple[list[str], dict]:
+    """(argv, environment) of pyspark's spark-sql shell over a local lakehouse: Delta configured, and an
+    init file registering every table and view (the shell keeps its own Derby metastore under
+    <home>/_spark_sql, one shell at a time)."""
+    import pyspark
+
+    from jobs.runtime import tables
+
+    if cfg.catalog is not None or "://" in cfg.home:
+        raise SetupError("lakesift spark-sql serves a local lakehouse folder; with a metastore catalog use that "
+                         "platform's SQL editor, or `lakesift sql`")
+    missing = jars.missing_jars()
+    if missing:
+        raise SetupError("Delta Lake jars are missing: run `make setup` (or `lakesift setup`) once with network access")
+    found = tables.lakehouse_tables(cfg)
+    statements = [f"CREATE SCHEMA IF NOT EXISTS {tables.schema_name(cfg, layer)};" for layer in sorted({layer for layer, _ in found})]
+    for layer, name in found:
+        location = tables.table_location(cfg, layer, name).replace("'", "\\'")
+        statements.append(f"CREATE TABLE IF NOT EXISTS {tables.schema_name(cfg, layer)}.`{name}` USING delta LOCATION '{location}';")
+    present = set(found)
+    statements += [sql + ";" for _, sql in tables.view_statements(cfg, lambda layer, name: (layer, name) in present)]
+    state = os.path.join(cfg.home, "_spark_sql")
+    os.makedirs(state, exist_ok=True)
+    init = os.path.join(state, "init.sql")
+    with open(init, "w") as fh:
+        fh.write("\n".join(statements) + "\n")
+    home = os.path.dirname(pyspark.__file__)
+    argv = [os.path.join(home, "bin", "spark-sql"), "--master", os.environ.get("LAKESIFT_SPARK_MASTER", "local[*]"),
+            "--jars", ",".join(str(p) for p in jars.jar_paths()),
+            "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+            "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+            "--conf", f"spark.sql.warehouse.dir={state}/warehouse",
+            "--conf", f"spark.hadoop.javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName={state}/metastore_db;create=true",
+            "--conf", f"spark.driver.extraJavaOptions=-Dderby.system.home={state} -Dlog4j2.configurationFile=file:{LOG4J2}",
+            "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.session.timeZone=UTC",
+            "-i", init, *extra]
+    env = {**os.environ, "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"), "SPARK_HOME": home}
+    return argv, env

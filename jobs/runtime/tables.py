@@ -88,8 +88,8 @@ def _register(spark, cfg: JobConfig, layer: str, name: str, ddl: str = "USING de
     spark.conf.set(key, location)
 
 
-def register_lakehouse(spark, cfg: JobConfig) -> list[str]:
-    """Register every Delta table found under the lakehouse home; returns their names."""
+def lakehouse_tables(cfg: JobConfig) -> list[tuple[str, str]]:
+    """(layer, table) of every Delta table found under a local lakehouse home."""
     found = []
     if "://" in cfg.home:
         return found   # remote homes: tables are registered as jobs touch them (ensure_table)
@@ -103,30 +103,49 @@ def register_lakehouse(spark, cfg: JobConfig) -> list[str]:
                     validate_identifier(name, "table name")
                 except ValueError:
                     continue
-                _register(spark, cfg, layer, name)
-                found.append(f"{layer}.{name}")
-    create_views(spark, cfg, set(found))
+                found.append((layer, name))
     return found
 
 
-def create_views(spark, cfg: JobConfig, existing: set[str] | None = None) -> list[str]:
-    """(Re)create the views of schemas/views.py whose tables exist; returns their names. `existing`: the
-    tables known to exist (else the catalog is asked)."""
+def register_lakehouse(spark, cfg: JobConfig) -> list[str]:
+    """Register every Delta table found under the lakehouse home, and the views over them; returns the
+    tables' names."""
+    found = lakehouse_tables(cfg)
+    for layer, name in found:
+        _register(spark, cfg, layer, name)
+    names = [f"{layer}.{name}" for layer, name in found]
+    create_views(spark, cfg, set(names))
+    return names
+
+
+def view_statements(cfg: JobConfig, exists) -> list[tuple[str, str]]:
+    """(view name, CREATE OR REPLACE VIEW statement) for the views of schemas/views.py whose tables exist
+    (exists(layer, table) -> bool)."""
     from schemas.views import TABLE_REF, VIEWS
 
+    out = []
+    for view in VIEWS:
+        if not all(exists(layer, name) for layer, name in view.tables()):
+            continue
+        sql = TABLE_REF.sub(lambda m: table_name(cfg, _Named(m.group(1), m.group(2))), view.sql)
+        comment = view.comment.replace("'", "\\'")
+        out.append((view.fullname, f"CREATE OR REPLACE VIEW {schema_name(cfg, view.layer)}.`{view.name}` "
+                                   f"COMMENT '{comment}' AS {sql.strip()}"))
+    return out
+
+
+def create_views(spark, cfg: JobConfig, existing: set[str] | None = None) -> list[str]:
+    """(Re)create the views whose tables exist; returns their names. `existing`: the tables known to exist
+    (else the catalog is asked)."""
     def exists(layer: str, name: str) -> bool:
         if existing is not None:
             return f"{layer}.{name}" in existing
         return spark.catalog.tableExists(table_name(cfg, _Named(layer, name)).replace("`", ""))
 
     made = []
-    for view in VIEWS:
-        if not all(exists(layer, name) for layer, name in view.tables()):
-            continue
-        sql = TABLE_REF.sub(lambda m: table_name(cfg, _Named(m.group(1), m.group(2))), view.sql)
-        comment = view.comment.replace("'", "\\'")
-        spark.sql(f"CREATE OR REPLACE VIEW {schema_name(cfg, view.layer)}.`{view.name}` COMMENT '{comment}' AS {sql}")
-        made.append(view.fullname)
+    for name, statement in view_statements(cfg, exists):
+        spark.sql(statement)
+        made.append(name)
     return made
 
 
