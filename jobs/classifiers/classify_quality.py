@@ -85,12 +85,8 @@ def run(spark: SparkSession, cfg: Config) -> dict:
     model = resolve_model(cfg)
     with job_run(cfg, "classify_quality", model=model.name, model_version=model.version) as tracked:
         tracked.params(model_name=model.name, model_version=model.version)
-        version = tables.table_version(spark, cfg, silver.DOCUMENTS)
-        tracked.table_read(silver.DOCUMENTS.fullname, version)
-        docs = tables.read_table(spark, cfg, silver.DOCUMENTS, version)
         crawls = sorted(cfg.crawls)
-        if crawls:
-            docs = docs.where(F.col("crawl").isin(crawls))
+        docs = tables.read_for_job(spark, cfg, silver.DOCUMENTS, tracked, crawls)
         seen = Observation("scores")
         scored = transform(docs, ship(spark, model.path), model.name, model.version)
         scored = scored.observe(seen, F.count(F.lit(1)).alias("rows"), F.count_if(F.col("score").isNull()).alias("no_text"),

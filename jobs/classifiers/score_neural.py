@@ -61,12 +61,8 @@ def run(spark: SparkSession, cfg: Config) -> dict:
     opts = RunnerOptions(cfg.batch_size, cfg.max_tokens, cfg.device)
     with job_run(cfg, "score_neural", scorer=cfg.scorer, model=name) as tracked:
         tracked.params(model_name=name, model_version=version)
-        doc_version = tables.table_version(spark, cfg, silver.DOCUMENTS)
-        tracked.table_read(silver.DOCUMENTS.fullname, doc_version)
-        docs = tables.read_table(spark, cfg, silver.DOCUMENTS, doc_version)
         crawls = sorted(cfg.crawls)
-        if crawls:
-            docs = docs.where(F.col("crawl").isin(crawls))
+        docs = tables.read_for_job(spark, cfg, silver.DOCUMENTS, tracked, crawls)
         seen = Observation("neural")
         shipped = ship(spark, folder), ship(spark, reference) if reference else None
         out = transform(docs, cfg.scorer, *shipped, name, version, opts).observe(

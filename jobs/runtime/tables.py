@@ -88,6 +88,17 @@ def _register(spark, cfg: JobConfig, layer: str, name: str, ddl: str = "USING de
     spark.conf.set(key, location)
 
 
+def read_for_job(spark, cfg: JobConfig, contract: TableContract, tracked, crawls=()):
+    """The table's latest version, recorded as read by the job run `tracked`, limited to `crawls` (all
+    when empty)."""
+    from pyspark.sql import functions as F
+
+    version = table_version(spark, cfg, contract)
+    tracked.table_read(contract.fullname, version)
+    df = read_table(spark, cfg, contract, version)
+    return df.where(F.col("crawl").isin(sorted(crawls))) if crawls else df
+
+
 def lakehouse_tables(cfg: JobConfig) -> list[tuple[str, str]]:
     """(layer, table) of every Delta table found under a local lakehouse home."""
     found = []

@@ -41,12 +41,8 @@ def transform(documents: DataFrame, cfg: Config) -> DataFrame:
 
 def run(spark: SparkSession, cfg: Config) -> dict:
     with job_run(cfg, "compute_heuristics") as tracked:
-        version = tables.table_version(spark, cfg, silver.DOCUMENTS)
-        tracked.table_read(silver.DOCUMENTS.fullname, version)
-        docs = tables.read_table(spark, cfg, silver.DOCUMENTS, version)
         crawls = sorted(cfg.crawls)
-        if crawls:
-            docs = docs.where(F.col("crawl").isin(crawls))
+        docs = tables.read_for_job(spark, cfg, silver.DOCUMENTS, tracked, crawls)
         seen_in, seen_out = Observation("documents"), Observation("signals")
         docs = docs.observe(seen_in, F.count(F.lit(1)).alias("n"))
         signals = transform(docs, cfg).observe(seen_out, F.count(F.lit(1)).alias("n"))

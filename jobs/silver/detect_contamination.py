@@ -63,12 +63,8 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         tracked.params(version=index.version, eval_sets=",".join(index.names), eval_ngrams=len(index.hashes))
         tracked.metrics(**{f"eval_items.{k}": v for k, v in index.items.items()},
                         **{f"eval_malformed_lines.{k}": v for k, v in index.skipped.items()})
-        version = tables.table_version(spark, cfg, silver.DOCUMENTS)
-        tracked.table_read(silver.DOCUMENTS.fullname, version)
-        docs = tables.read_table(spark, cfg, silver.DOCUMENTS, version)
         crawls = sorted(cfg.crawls)
-        if crawls:
-            docs = docs.where(F.col("crawl").isin(crawls))
+        docs = tables.read_for_job(spark, cfg, silver.DOCUMENTS, tracked, crawls)
         seen = Observation("contamination")
         out = transform(docs, index).observe(
             seen, F.count(F.lit(1)).alias("rows"), F.count_if("contaminated").alias("contaminated"))
