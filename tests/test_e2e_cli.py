@@ -154,15 +154,48 @@ def test_notebooks_run_on_the_demo_lakehouse_and_plot(demo, tmp_path):
         assert first == "# Databricks notebook source"
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_spark_sql_shell_and_jdbc_endpoint(demo):
+    import pyspark
+
+    home, _ = demo
+    shell = ok(subprocess.run([sys.executable, "-m", "jobs.cli", "--home", home, "spark-sql", "--", "-e",
+                               "SELECT count(*) FROM silver.documents; "
+                               "SELECT sum(documents) FROM silver.v_duplicate_cluster_sizes WHERE scope = 'crawl'"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300))
+    assert shell.stdout.split() == ["120", "120"]
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "jobs.cli", "serve-sql", "--port", str(port), "--home", home], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        for line in server.stderr:
+            if "JDBC endpoint" in line or time.time() > deadline:
+                break
+        assert f"jdbc:hive2://127.0.0.1:{port}/" in line
+        beeline = Path(pyspark.__file__).parent / "bin" / "beeline"
+        result = subprocess.run([str(beeline), "-u", f"jdbc:hive2://127.0.0.1:{port}/", "--outputformat=csv2", "-e",
+                                 "SELECT recipe, count(*) AS docs FROM gold.corpus WHERE recipe = 'raw' GROUP BY 1"],
+                                capture_output=True, text=True, timeout=180, env={**os.environ, "SPARK_HOME": str(beeline.parents[1])})
+        assert "raw,120" in result.stdout.split(), result.stdout + result.stderr[-2000:]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+
+
 def test_mlflow_ui_serves_the_demo_runs(demo, tmp_path):
     import shutil
-    import socket
     import urllib.request
 
     home, _ = demo
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "jobs.cli", "ui", "--port", str(port), "--home", home], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -185,11 +218,11 @@ def test_mlflow_ui_serves_the_demo_runs(demo, tmp_path):
         assert runs and runs[0]["info"]["status"] == "FINISHED"
         browser = shutil.which("chromium") or shutil.which("chromium-browser")
         if browser:                       # the experiment page, rendered: not an error page
-            page = f"{base}/#/experiments/{experiment['experiment_id']}"
+            page = f"{base}/#/experiments/{experiment['experiment_id']}/runs"
             flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--virtual-time-budget=15000", "--window-size=1400,900"]
+                     "--virtual-time-budget=25000", "--window-size=1400,900"]
             dom = subprocess.run([*flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
-            assert "lakesift" in dom and runs[0]["info"]["run_name"] in dom
+            assert "lakesift" in dom and f">{runs[0]['info']['run_name']}<" in dom and "matching runs" in dom
             shot = tmp_path / "experiment.png"
             subprocess.run([*flags, f"--screenshot={shot}", page], capture_output=True, timeout=120)
             import matplotlib.image

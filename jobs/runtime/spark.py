@@ -90,6 +90,9 @@ def get_spark(cfg: JobConfig | None = None, app_name: str = "lakesift"):
                     "Run `make setup` (or `python -m jobs.runtime.jars`) once with network access."
                 )
             builder = builder.config("spark.jars", ",".join(str(p) for p in jars.jar_paths()))
+            # also on the driver's system classpath: threads Spark does not create (the Thrift server's
+            # session handlers) do not see spark.jars
+            builder = builder.config("spark.driver.extraClassPath", os.pathsep.join(str(p) for p in jars.jar_paths()))
         spark = builder.getOrCreate()
     if cfg.catalog is None:
         from jobs.runtime.tables import register_lakehouse
