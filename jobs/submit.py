@@ -61,7 +61,7 @@ def pack_environment(output: Path = DEFAULT_ARCHIVE, progress=print) -> Path:
         subprocess.run([*pip, "--no-deps", str(wheel), *pinned(NO_DEPS)], check=True)
         partial = output.with_name(output.name + ".partial")
         progress(f"packing into {output}")
-        venv_pack.pack(prefix=str(env), output=str(partial), force=True, compress_level=1)
+        venv_pack.pack(prefix=str(env), output=str(partial), format="tar.gz", force=True, compress_level=1)
         os.replace(partial, output)
     return output
 

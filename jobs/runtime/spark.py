@@ -77,7 +77,13 @@ def get_spark(cfg: JobConfig | None = None, app_name: str = "lakesift"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-        conf = SparkConf()   # holds spark-submit's --conf/--master when launched that way
+        if os.environ.get("PYSPARK_GATEWAY_PORT"):
+            # launched by spark-submit: its JVM is already up; connect first so that SparkConf() holds
+            # spark-submit's --master/--conf and no local default overrides them
+            from pyspark import SparkContext
+
+            SparkContext._ensure_initialized()
+        conf = SparkConf()
         builder = SparkSession.builder.appName(app_name)
         for key, value in local_defaults(cfg).items():
             if not conf.contains(key):
