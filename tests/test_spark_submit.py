@@ -102,7 +102,7 @@ def test_pipeline_submitted_to_a_standalone_cluster(cluster, tmp_path):
     archive = executor_archive()
     home = str(tmp_path / "lakehouse")
     result = run_cli("submit", "--master", url, "--env-archive", str(archive), "--conf", "spark.executor.memory=2g",
-                     "--", "demo", "--pages", "120", home=home, timeout=1200)
+                     "--", "demo", "--pages", "60", home=home, timeout=1200)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "export" in result.stdout
     apps = master_state(ui)["completedapps"]
@@ -112,4 +112,4 @@ def test_pipeline_submitted_to_a_standalone_cluster(cluster, tmp_path):
                      "(SELECT count(DISTINCT recipe) FROM gold.corpus) AS recipes", "--format", "json", home=home)
     assert counts.returncode == 0, counts.stderr[-2000:]
     row = json.loads(counts.stdout.strip().splitlines()[-1])
-    assert row["bronze"] >= 120 and row["docs"] == 120 and row["dups"] == 120 and row["recipes"] == 3
+    assert row["bronze"] >= 60 and row["docs"] == 60 and row["dups"] == 60 and row["recipes"] == 3

@@ -42,7 +42,8 @@ def cell(value, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence], out: TextIO = sys.stdout, width: int = 60) -> None:
+def table(columns: Sequence[str], rows: Iterable[Sequence], out: TextIO | None = None, width: int = 60) -> None:
+    out = out or sys.stdout            # looked up per call: sys.stdout may be replaced after import
     cells = [[cell(v, width) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     numeric = [all(_is_number(r[i]) for r in cells) and bool(cells) for i in range(len(columns))]
@@ -64,7 +65,8 @@ def _is_number(text: str) -> bool:
         return text == "NULL"
 
 
-def csv_rows(columns: Sequence[str], rows: Iterable[Sequence], out: TextIO = sys.stdout) -> None:
+def csv_rows(columns: Sequence[str], rows: Iterable[Sequence], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     writer = csv.writer(out)
     writer.writerow(columns)
     for row in rows:
@@ -72,6 +74,7 @@ def csv_rows(columns: Sequence[str], rows: Iterable[Sequence], out: TextIO = sys
                          for v in row])
 
 
-def json_lines(columns: Sequence[str], rows: Iterable[Sequence], out: TextIO = sys.stdout) -> None:
+def json_lines(columns: Sequence[str], rows: Iterable[Sequence], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
     for row in rows:
         out.write(json.dumps({c: plain(v) for c, v in zip(columns, row)}, ensure_ascii=False) + "\n")
