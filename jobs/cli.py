@@ -534,6 +534,11 @@ def cmd_ui(args) -> int:
     return subprocess.call(cmd)
 
 
+def _passthrough(values: list[str]) -> list[str]:
+    """Arguments after `--`, handed on unchanged (only the separator itself is dropped)."""
+    return values[1:] if values[:1] == ["--"] else list(values)
+
+
 def cmd_views(args) -> int:
     from jobs.runtime import output
     from jobs.runtime.config import JobConfig
@@ -577,8 +582,7 @@ def cmd_spark_sql(args) -> int:
     from jobs.runtime.spark import spark_sql_command
 
     cfg = JobConfig(**_base(args))
-    extra = [a for a in args.shell_args if a != "--"]
-    cmd, env = spark_sql_command(cfg, extra)
+    cmd, env = spark_sql_command(cfg, _passthrough(args.shell_args))
     os.execvpe(cmd[0], cmd, env)
 
 
@@ -598,7 +602,7 @@ def cmd_submit(args) -> int:
 
     from jobs import submit
 
-    cli_args = [a for a in args.cli_args if a != "--"] if args.cli_args[:1] == ["--"] else list(args.cli_args)
+    cli_args = _passthrough(args.cli_args)
     if not cli_args:
         raise ValueError("give the lakesift command to run after --, e.g. lakesift submit --master spark://h:7077 -- demo")
     archive = Path(args.env_archive) if args.env_archive else submit.DEFAULT_ARCHIVE

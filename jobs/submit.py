@@ -7,6 +7,7 @@ with spark-submit in client mode: the archive ships with --archives and is unpac
 executor (spark.pyspark.python=./environment/bin/python), Delta's jars ship with --jars, and the driver runs in
 this Python. The lakehouse home must be a path every executor can reach (shared storage; on one machine,
 any local folder).
+Writes  dist/lakesift-env.tar.gz (pack-env; a re-run rebuilds it and replaces it in one rename)
 """
 from __future__ import annotations
 
