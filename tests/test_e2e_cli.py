@@ -126,15 +126,21 @@ def test_views_answer_common_questions(demo, spark, capsys):
     assert dist.n == 120
 
 
-def test_proxy_models_from_the_cli(demo, spark, capsys):
+def test_proxy_models_from_the_cli(demo, spark, capsys, tmp_path):
     home, _ = demo
+    evals = tmp_path / "evals"              # a COPA-format file of our own: no dependency on ../shared/data
+    evals.mkdir()
+    (evals / "copa.jsonl").write_text("".join(json.dumps({"query": f"Question {i}, therefore", "gold": i % 2,
+                                                          "choices": ["it rained.", "the sun shone."]}) + "\n"
+                                              for i in range(12)) + "not json\n")
     trained = in_process(capsys, "train-proxy", "--recipe", "raw", "--tokens", "20000", "--seed", "1", "--home", home)
     run_id = trained.split("run ", 1)[1].split(":", 1)[0]
     assert "held-out" in trained and "evaluate it: lakesift eval-proxy --run" in trained
-    evaluated = in_process(capsys, "eval-proxy", "--run", run_id, "--limit", "8", "--task", "copa", "--home", home)
-    assert "copa" in evaluated and "CORE-like" in evaluated
+    evaluated = in_process(capsys, "eval-proxy", "--run", run_id, "--limit", "8", "--task", "copa", "--evals", str(evals),
+                           "--home", home)
+    assert "copa" in evaluated and "CORE-like" in evaluated and "1 malformed evaluation lines skipped" in evaluated
     ablated = ok(run_cli("ablate", "--recipes", "raw", "heuristics_dedup", "--seeds", "1", "--tokens", "20000",
-                         "--limit", "2", home=home, timeout=900))
+                         "--limit", "2", "--evals", str(evals), home=home, timeout=900))
     assert "speedup vs raw" in ablated.stdout and "2 child runs" in ablated.stdout
 
     from jobs.runtime.config import JobConfig
