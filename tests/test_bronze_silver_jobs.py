@@ -173,3 +173,39 @@ def test_every_bad_input_becomes_a_document_or_an_error_row(spark, home, tmp_pat
     assert huge.payload_truncated and huge.payload_length > 50_000_000 and huge.kept == 10 * 1024 * 1024
     assert docs["urn:uuid:h1"].word_count > 100_000 and docs["urn:uuid:h1"].extract_error is None
     assert summary["errors"] == 4 and summary["responses"] == 8
+
+
+# ------------------------------------------------------------------------------------ reading bronze
+
+def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, home, tmp_path):
+    """extract reads a local bronze table's Parquet files in the Python workers; the documents must be
+    exactly those of the Spark read, and a table with deletion vectors must go through Spark."""
+    from jobs.bronze.sample_crawl import SampleCrawlSpec, write_sample_crawl
+    from jobs.runtime.spark import one_task_each
+
+    write_sample_crawl(tmp_path / "a.warc.gz", SampleCrawlSpec(pages=30, seed=3))
+    write_sample_crawl(tmp_path / "b.warc.gz", SampleCrawlSpec(pages=20, seed=4))
+    ingest(spark, home, tmp_path / "a.warc.gz", tmp_path / "b.warc.gz")
+    cfg = extract_documents.Config(home=home)
+    assert tables.python_readable(spark, cfg, bronze.WARC_RECORDS)
+    records = tables.read_table(spark, cfg, bronze.WARC_RECORDS)
+    files = [(tables.local_path(r.path), r.crawl) for r in
+             records.select(F.col("_metadata.file_path").alias("path"), "crawl").distinct().collect()]
+    assert len(files) == 2 and all(path.startswith(home) for path, _ in files)
+    via_files = extract_documents.transform_files(one_task_each(spark, files, "path string, crawl string"), cfg)
+    via_spark = extract_documents.transform(records, cfg)
+    assert columns_and_types(via_files) == columns_and_types(via_spark)
+    n_html = records.where("is_html").count()
+    assert checksum(via_files) == checksum(via_spark) and checksum(via_spark)[0] == n_html > 40
+
+    summary = extract_documents.run(spark, cfg)
+    assert summary["rows_out_documents"] == summary["rows_in_html"] == n_html
+    assert summary["rows_in_responses"] == records.count() > n_html
+    assert checksum(spark.table("silver.documents")) == checksum(via_spark)
+
+    spark.sql("ALTER TABLE bronze.warc_records SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+    assert not tables.python_readable(spark, cfg, bronze.WARC_RECORDS)
+    spark.sql("DELETE FROM bronze.warc_records WHERE source_file LIKE '%/b.warc.gz'")
+    again = extract_documents.run(spark, cfg)
+    assert again["rows_out_documents"] == records.where("is_html").count() < n_html
+    assert spark.table("silver.documents").where("source_file LIKE '%/b.warc.gz'").count() == 0

@@ -20,6 +20,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
+from jobs.runtime.spark import one_task_each
 from jobs.runtime.tracking import job_run
 from schemas import bronze
 
@@ -124,9 +125,7 @@ def transform(files: DataFrame, cfg: Config) -> DataFrame:
 
 
 def files_frame(spark: SparkSession, paths: list[str]) -> DataFrame:
-    """One partition per file (up to 4096 partitions), so files spread over all cores."""
-    df = spark.createDataFrame([(p,) for p in paths], "path string")
-    return df.repartitionByRange(max(1, min(len(paths), 4096)), "path")
+    return one_task_each(spark, [(p,) for p in paths], "path string")
 
 
 def already_ingested(spark: SparkSession, cfg: Config, paths: list[str]) -> set[str]:

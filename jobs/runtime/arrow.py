@@ -1,4 +1,4 @@
-"""Row dicts -> Arrow record batches of a Spark schema, for mapInArrow functions."""
+"""Arrow record batches for mapInArrow functions: from row dicts, and from a table's Parquet data files."""
 from __future__ import annotations
 
 from typing import Iterable, Iterator
@@ -32,3 +32,14 @@ def batches(rows: Iterable[dict], schema, max_rows: int = 256, max_bytes: int = 
             pending, pending_bytes = [], 0
     if pending:
         yield batch(pending)
+
+
+def read_parquet(path: str, schema, batch_rows: int) -> Iterator:
+    """The columns of the Arrow `schema` from one local Parquet data file, cast to it, `batch_rows` rows at
+    a time (Spark writes timestamps as INT96, which pyarrow reads as naive nanoseconds in UTC)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=schema.names):
+        yield pa.RecordBatch.from_arrays(
+            [batch.column(f.name).cast(f.type) for f in schema], schema=schema)

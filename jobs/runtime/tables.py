@@ -193,6 +193,30 @@ def table_version(spark, cfg: JobConfig, contract: TableContract) -> int:
     return int(spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"])
 
 
+def python_readable(spark, cfg: JobConfig, contract: TableContract) -> bool:
+    """Whether Python workers may read the table's Parquet data files themselves (pyarrow), instead of
+    receiving every row from the JVM: a local lakehouse table without deletion vectors or column mapping,
+    so that a version's data files hold exactly its rows under their logical column names. Catalog and
+    remote tables are read through Spark."""
+    if cfg.catalog is not None or not cfg.home.startswith("/"):
+        return False
+    detail = spark.sql(f"DESCRIBE DETAIL {ensure_table(spark, cfg, contract)}").first()
+    features = set(detail["tableFeatures"] or ())
+    mapping = (detail["properties"] or {}).get("delta.columnMapping.mode", "none")
+    return not features & {"deletionVectors", "columnMapping"} and mapping == "none"
+
+
+def local_path(uri: str) -> str:
+    """A file: URI (Spark's _metadata.file_path) as a local path."""
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("", "file"):
+        raise ValueError(f"not a local file: {uri}")
+    return url2pathname(parts.path)
+
+
 def conform(df, contract: TableContract):
     """Exactly the contract's columns, in order, with its types; a missing or extra column is a bug."""
     have = set(df.columns)
