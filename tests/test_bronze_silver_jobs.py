@@ -174,6 +174,14 @@ def test_every_bad_input_becomes_a_document_or_an_error_row(spark, home, tmp_pat
     assert docs["urn:uuid:h1"].word_count > 100_000 and docs["urn:uuid:h1"].extract_error is None
     assert summary["errors"] == 4 and summary["responses"] == 8
 
+    # the missing file appears: the next ingest reads it alone and its FileNotFound row goes
+    (tmp_path / "does-not-exist.warc.gz").write_bytes(gz_record("urn:uuid:late", ok))
+    again = ingest(spark, home, d, tmp_path / "does-not-exist.warc.gz")
+    assert again["files_read"] == 1 and again["files_already_ingested"] == len(cases) and again["responses"] == 1
+    errors = {(r.source_file.rsplit("/", 1)[-1], r.error_class) for r in spark.table("bronze.ingest_errors").collect()}
+    assert ("does-not-exist.warc.gz", "FileNotFound") not in errors and len(errors) == 3
+    assert spark.table("bronze.warc_records").where("record_id = 'urn:uuid:late'").count() == 1
+
 
 # ------------------------------------------------------------------------------------ reading bronze
 

@@ -128,20 +128,25 @@ def files_frame(spark: SparkSession, paths: list[str]) -> DataFrame:
     return one_task_each(spark, [(p,) for p in paths], "path string")
 
 
-def already_ingested(spark: SparkSession, cfg: Config, paths: list[str]) -> set[str]:
-    """Files with rows in bronze already (Delta skips data files by their source_file statistics)."""
+def earlier_rows(spark: SparkSession, cfg: Config, paths: list[str]) -> tuple[set[str], set[str]]:
+    """(files already ingested, files with ingest_errors rows) among `paths`. A file with records, or
+    with an error at a known offset, was ingested; one that could not be opened (offset NULL) is read
+    again next time: it may exist by then. Delta skips data files by their source_file statistics."""
     records = tables.read_table(spark, cfg, bronze.WARC_RECORDS).where(F.col("source_file").isin(paths))
-    # A file that could not be opened (offset NULL) is read again next time: it may exist by then.
-    errors = tables.read_table(spark, cfg, bronze.INGEST_ERRORS).where(
-        F.col("source_file").isin(paths) & F.col("source_offset").isNotNull())
-    both = records.select("source_file").unionByName(errors.select("source_file"))
-    return set(both.agg(F.collect_set("source_file").alias("files")).first().files)
+    errors = tables.read_table(spark, cfg, bronze.INGEST_ERRORS).where(F.col("source_file").isin(paths))
+    rows = (records.select("source_file", F.lit(True).alias("ingested"), F.lit(False).alias("error"))
+            .unionByName(errors.select("source_file", F.col("source_offset").isNotNull().alias("ingested"),
+                                       F.lit(True).alias("error")))
+            .groupBy("source_file").agg(F.max("ingested").alias("ingested"), F.max("error").alias("error"))
+            .collect())
+    return {r.source_file for r in rows if r.ingested}, {r.source_file for r in rows if r.error}
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:
     with job_run(cfg, "ingest") as tracked:
         paths = expand_inputs(cfg.inputs)
-        skipped = set() if cfg.force else already_ingested(spark, cfg, paths)
+        ingested, with_errors = earlier_rows(spark, cfg, paths)
+        skipped = set() if cfg.force else ingested
         todo = [p for p in paths if p not in skipped]
         tracked.metrics(files_in=len(paths), files_already_ingested=len(skipped), files_read=len(todo))
         summary = {"run_id": tracked.run_id, "files": len(paths), "files_already_ingested": len(skipped),
@@ -161,8 +166,9 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         tracked.table_written(bronze.WARC_RECORDS.fullname, tables.replace_where(records, cfg, bronze.WARC_RECORDS, where))
         side_rows = json.loads(observed.get["side"])
         error_rows = [tuple(r.get(c) for c in bronze.INGEST_ERRORS.column_names) for r in side_rows if r["kind"] == "error"]
-        errors = spark.createDataFrame(error_rows, bronze.INGEST_ERRORS.schema)
-        tracked.table_written(bronze.INGEST_ERRORS.fullname, tables.replace_where(errors, cfg, bronze.INGEST_ERRORS, where))
+        if error_rows or with_errors.intersection(todo):      # else there is nothing to add or replace
+            errors = spark.createDataFrame(error_rows, bronze.INGEST_ERRORS.schema)
+            tracked.table_written(bronze.INGEST_ERRORS.fullname, tables.replace_where(errors, cfg, bronze.INGEST_ERRORS, where))
         per_file = {r["source_file"]: {k: int(r[f"n_{k}"]) for k in COUNT_KEYS} for r in side_rows if r["kind"] == "file"}
         totals = {k: sum(f[k] for f in per_file.values()) for k in COUNT_KEYS}
         tracked.metrics(**{f"rows_{k}": v for k, v in totals.items()})
