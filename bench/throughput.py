@@ -3,8 +3,10 @@
 The 990 real pages of the trafilatura benchmark are wrapped into gzip-per-record WARC response records
 (made-up WARC/HTTP headers, real HTML), copied COPIES times under new record ids. lakesift runs
 ingest -> extract (main text, charset, language ID) -> heuristics through Spark local[*] with Delta writes
-and MLflow runs; the bare loops read the same WARC with FastWARC and extract on one core, nothing else.
-Target: >= 4.5 MB/s/core of gzipped WARC (DCLM's figure for resiliparse extraction alone).
+and MLflow runs, PASSES times in one session: the first pass is reported as cold, the median of the
+others as warm (the steady state of a crawl of many files). The bare loops read the same WARC with
+FastWARC and extract on one core, nothing else.
+Target: >= 4.5 MB/s/core of gzipped WARC, warm (DCLM's figure for resiliparse extraction alone).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from bench.common import eval_pages, report, write_pages_as_warc
 
 COPIES = int(os.environ.get("BENCH_COPIES", "8"))
 FILES = int(os.environ.get("BENCH_FILES", "8"))      # a crawl is many files; Spark reads one file per task
+PASSES = int(os.environ.get("BENCH_PASSES", "4"))    # 1 cold + 3 warm
 
 
 def bare_loop(warc: Path, extract) -> tuple[float, int, int]:
@@ -47,33 +50,41 @@ def _trafilatura(raw: bytes) -> str:
     return trafilatura.extract(raw) or ""
 
 
-def lakesift_pipeline(warcs: list[Path], home: str, warmup: Path) -> dict:
-    """ingest -> extract -> heuristics on a warm session (a first pass over `warmup` loads the JVM's
-    classes and Python workers, a once-per-session cost that a crawl-sized run amortises)."""
+def lakesift_pipeline(warcs: list[Path], home: str) -> dict:
+    """ingest -> extract -> heuristics, PASSES times over the same files, each into a new lakehouse that
+    shares one MLflow store. The first pass runs in a new JVM (class loading, JIT compilation, Python
+    workers, model loads): that is the cold figure. Later passes are the steady state a crawl of many
+    files runs at: the warm figure is their median."""
     from jobs.bronze import ingest_warc
     from jobs.runtime.config import JobConfig
     from jobs.runtime.spark import get_spark
     from jobs.silver import compute_heuristics, extract_documents
 
-    def pipeline(h: str, inputs: list[Path]) -> tuple[dict, dict, float]:
+    tracking = f"sqlite:///{home}-mlflow.db"
+
+    def pipeline(h: str) -> tuple[dict, dict, float]:
         stages, started = {}, time.perf_counter()
         t = time.perf_counter()
-        ing = ingest_warc.run(spark, ingest_warc.Config(home=h, inputs=tuple(map(str, inputs))))
+        ing = ingest_warc.run(spark, ingest_warc.Config(home=h, tracking_uri=tracking, inputs=tuple(map(str, warcs))))
         stages["ingest"] = time.perf_counter() - t
         t = time.perf_counter()
-        docs = extract_documents.run(spark, extract_documents.Config(home=h))
+        docs = extract_documents.run(spark, extract_documents.Config(home=h, tracking_uri=tracking))
         stages["extract"] = time.perf_counter() - t
         t = time.perf_counter()
-        compute_heuristics.run(spark, compute_heuristics.Config(home=h))
+        compute_heuristics.run(spark, compute_heuristics.Config(home=h, tracking_uri=tracking))
         stages["heuristics"] = time.perf_counter() - t
         return {"responses": ing["responses"], "documents": docs["rows_out_documents"]}, stages, time.perf_counter() - started
 
     started = time.perf_counter()
-    spark = get_spark(JobConfig(home=home), app_name="bench-throughput")
-    _, _, warm_s = pipeline(home + "-warmup", [warmup])
-    counts, stages, seconds = pipeline(home, warcs)
-    return {"seconds": seconds, "stages": stages, "cores": spark.sparkContext.defaultParallelism,
-            "startup_and_warmup_seconds": time.perf_counter() - started - seconds, **counts}
+    spark = get_spark(JobConfig(home=home, tracking_uri=tracking), app_name="bench-throughput")
+    session_s = time.perf_counter() - started
+    passes = [pipeline(f"{home}-{i}") for i in range(PASSES)]
+    counts = passes[0][0]
+    assert all(p[0] == counts for p in passes), "every pass must produce the same counts"
+    warm = sorted(passes[1:], key=lambda p: p[2])[(len(passes) - 2) // 2]     # the median warm pass
+    return {"cold_seconds": passes[0][2], "warm_seconds": warm[2], "warm_stages": warm[1],
+            "all_pass_seconds": [round(p[2], 1) for p in passes], "session_start_seconds": session_s,
+            "cores": spark.sparkContext.defaultParallelism, **counts}
 
 
 def main() -> None:
@@ -88,34 +99,40 @@ def main() -> None:
             path = tmp / f"real-pages-{i:02d}.warc.gz"
             write_pages_as_warc(path, records[i * per_file:(i + 1) * per_file], first_id=i * per_file)
             warcs.append(path)
-        warmup = tmp / "warmup.warc.gz"
-        write_pages_as_warc(warmup, pages[:300], first_id=10_000_000)
         mb = sum(p.stat().st_size for p in warcs) / 1e6
         print(f"{len(records)} records ({len(pages)} real pages x {COPIES}) in {FILES} files, {mb:.1f} MB gzipped "
               "WARC. The WARC and HTTP headers are made up; the HTML is real.")
         res_s, res_n, res_b = bare_loop(warcs[0], _resiliparse)
         traf_s, traf_n, traf_b = bare_loop(warcs[1], _trafilatura)
-        ours = lakesift_pipeline(warcs, str(tmp / "lakehouse"), warmup)
+        ours = lakesift_pipeline(warcs, str(tmp / "lakehouse"))
         cores = ours["cores"]
-        per_core = mb / ours["seconds"] / cores
+
+        def lakesift_row(label: str, seconds: float) -> list:
+            return [label, cores, round(seconds, 1), round(mb / seconds / cores, 2), round(ours["documents"] / seconds / cores, 1)]
+
+        warm_per_core = mb / ours["warm_seconds"] / cores
         rows = [
-            ["lakesift WARC->bronze->silver (Spark+Delta, charset, langid, heuristics)", cores, round(ours["seconds"], 1),
-             round(per_core, 2), round(ours["documents"] / ours["seconds"] / cores, 1)],
+            lakesift_row(f"lakesift WARC->bronze->silver, warm (median of {PASSES - 1} passes)", ours["warm_seconds"]),
+            lakesift_row("lakesift WARC->bronze->silver, cold (first pass in a new JVM)", ours["cold_seconds"]),
             ["bare FastWARC + resiliparse loop (extraction only)", 1, round(res_s, 1), round(res_b / 1e6 / res_s, 2),
              round(res_n / res_s, 1)],
             ["bare FastWARC + trafilatura loop (extraction only)", 1, round(traf_s, 1), round(traf_b / 1e6 / traf_s, 2),
              round(traf_n / traf_s, 1)],
         ]
         report("throughput", ["pipeline", "cores", "seconds", "MB/s/core (gz WARC)", "docs/s/core"], rows, {
-            "records": len(records), "files": FILES, "warc_mb": mb, "copies": COPIES,
-            "lakesift_stage_seconds": {k: round(v, 2) for k, v in ours["stages"].items()},
-            "lakesift_session_startup_and_warmup_seconds": round(ours["startup_and_warmup_seconds"], 1),
-            "note": "WARC/HTTP headers made up, HTML real (trafilatura benchmark pages); lakesift timed on a warm "
-                    "session, startup and warm-up reported separately",
-            "targets": {"lakesift>=4.5MB/s/core": per_core >= 4.5},
+            "records": len(records), "files": FILES, "warc_mb": mb, "copies": COPIES, "passes": PASSES,
+            "lakesift_pass_seconds": ours["all_pass_seconds"],
+            "lakesift_warm_stage_seconds": {k: round(v, 2) for k, v in ours["warm_stages"].items()},
+            "lakesift_session_start_seconds": round(ours["session_start_seconds"], 1),
+            "note": "WARC/HTTP headers made up, HTML real (trafilatura benchmark pages). lakesift = ingest (bronze "
+                    "with payloads) + extract (charset, main text, language ID) + heuristics, Spark local[*] with "
+                    "Delta writes and an MLflow run per job; every pass writes a new lakehouse; the first pass "
+                    "includes JVM class loading and JIT compilation, session start is excluded",
+            "targets": {"lakesift warm >= 4.5 MB/s/core": warm_per_core >= 4.5},
         })
-        print("lakesift stage seconds:", {k: round(v, 1) for k, v in ours["stages"].items()},
-              f"(session start + warm-up: {ours['startup_and_warmup_seconds']:.0f}s, not included)")
+        print("lakesift passes (s):", ours["all_pass_seconds"], "| median warm pass by stage (s):",
+              {k: round(v, 1) for k, v in ours["warm_stages"].items()},
+              f"| session start {ours['session_start_seconds']:.0f}s, not included")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
