@@ -191,8 +191,8 @@ def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, hom
     from jobs.bronze.sample_crawl import SampleCrawlSpec, write_sample_crawl
     from jobs.runtime.spark import one_task_each
 
-    write_sample_crawl(tmp_path / "a.warc.gz", SampleCrawlSpec(pages=30, seed=3))
-    write_sample_crawl(tmp_path / "b.warc.gz", SampleCrawlSpec(pages=20, seed=4))
+    write_sample_crawl(tmp_path / "a.warc.gz", SampleCrawlSpec(pages=14, seed=3))
+    write_sample_crawl(tmp_path / "b.warc.gz", SampleCrawlSpec(pages=10, seed=4))
     ingest(spark, home, tmp_path / "a.warc.gz", tmp_path / "b.warc.gz")
     cfg = extract_documents.Config(home=home)
     assert tables.python_readable(spark, cfg, bronze.WARC_RECORDS)
@@ -203,13 +203,13 @@ def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, hom
     via_files = extract_documents.transform_files(one_task_each(spark, files, "path string, crawl string"), cfg)
     via_spark = extract_documents.transform(records, cfg)
     assert columns_and_types(via_files) == columns_and_types(via_spark)
-    n_html = records.where("is_html").count()
-    assert checksum(via_files) == checksum(via_spark) and checksum(via_spark)[0] == n_html > 40
+    n_html, expected = records.where("is_html").count(), checksum(via_spark)
+    assert checksum(via_files) == expected and expected[0] == n_html > 15
 
     summary = extract_documents.run(spark, cfg)
     assert summary["rows_out_documents"] == summary["rows_in_html"] == n_html
     assert summary["rows_in_responses"] == records.count() > n_html
-    assert checksum(spark.table("silver.documents")) == checksum(via_spark)
+    assert checksum(spark.table("silver.documents")) == expected
 
     spark.sql("ALTER TABLE bronze.warc_records SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
     assert not tables.python_readable(spark, cfg, bronze.WARC_RECORDS)
