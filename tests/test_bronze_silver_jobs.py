@@ -185,7 +185,7 @@ def test_every_bad_input_becomes_a_document_or_an_error_row(spark, home, tmp_pat
 
 # ------------------------------------------------------------------------------------ reading bronze
 
-def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, home, tmp_path):
+def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, home, tmp_path, monkeypatch):
     """extract reads a local bronze table's Parquet files in the Python workers; the documents must be
     exactly those of the Spark read, and a table with deletion vectors must go through Spark."""
     from jobs.bronze.sample_crawl import SampleCrawlSpec, write_sample_crawl
@@ -196,6 +196,9 @@ def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, hom
     ingest(spark, home, tmp_path / "a.warc.gz", tmp_path / "b.warc.gz")
     cfg = extract_documents.Config(home=home)
     assert tables.python_readable(spark, cfg, bronze.WARC_RECORDS)
+    with monkeypatch.context() as m:
+        m.setenv("DATABRICKS_RUNTIME_VERSION", "17.3")
+        assert not tables.python_readable(spark, cfg, bronze.WARC_RECORDS)
     records = tables.read_table(spark, cfg, bronze.WARC_RECORDS)
     files = [(tables.local_path(r.path), r.crawl) for r in
              records.select(F.col("_metadata.file_path").alias("path"), "crawl").distinct().collect()]

@@ -106,6 +106,15 @@ def test_training_is_deterministic_on_cpu():
     assert other.loss[-1] != pytest.approx(runs[0].loss[-1], abs=1e-6)
 
 
+def test_short_runs_evaluate_at_most_every_few_steps():
+    stream = lm.encode_documents(["Short runs spend their time training, not evaluating. " * 20] * 10)
+    spec = trainer.TrainSpec(model=lm.ModelConfig(d_model=16, n_layers=1, n_heads=2, context=16), tokens=7 * 4 * 16,
+                             batch=4, lr=3e-3, device="cpu", threads=1)
+    history = trainer.train(spec, stream, ["Short runs."])[1]
+    assert spec.steps == 7 and len(history.loss) == 7
+    assert len(history.eval_bpb) == 2 and history.eval_tokens == [5 * 4 * 16, 7 * 4 * 16]    # after step 5, and the last
+
+
 def test_tokens_to_reach_and_speedup():
     assert trainer.tokens_to_reach([100, 200, 300], [3.0, 2.0, 1.5], 2.5) == pytest.approx(150.0)
     assert trainer.tokens_to_reach([100, 200], [3.0, 2.0], 1.0) is None

@@ -28,6 +28,9 @@ SCALES = {
 }
 
 
+MIN_STEPS_PER_EVAL = 5
+
+
 @dataclass(frozen=True)
 class TrainSpec:
     model: lm.ModelConfig
@@ -37,7 +40,7 @@ class TrainSpec:
     seed: int = 0
     warmup_fraction: float = 0.05
     weight_decay: float = 0.1
-    eval_points: int = 20            # held-out evaluations over the run (plus one at the end)
+    eval_points: int = 20            # held-out evaluations over the run (at most one per MIN_STEPS_PER_EVAL steps)
     device: str = "auto"
     threads: int = 0                 # CPU threads (0: torch's default)
 
@@ -103,7 +106,8 @@ def train(spec: TrainSpec, stream: np.ndarray, heldout: Sequence[str],
     rng = np.random.default_rng(spec.seed)
     order, cursor, epochs = rng.permutation(n_seq), 0, 0
     history = History()
-    eval_every = max(1, spec.steps // spec.eval_points)
+    # a held-out evaluation costs about as much as several training steps: short runs evaluate less often
+    eval_every = max(spec.steps // spec.eval_points, min(MIN_STEPS_PER_EVAL, spec.steps))
     started = time.perf_counter()
     trained_tokens = 0
     for step in range(spec.steps):

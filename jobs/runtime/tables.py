@@ -197,8 +197,8 @@ def python_readable(spark, cfg: JobConfig, contract: TableContract) -> bool:
     """Whether Python workers may read the table's Parquet data files themselves (pyarrow), instead of
     receiving every row from the JVM: a local lakehouse table without deletion vectors or column mapping,
     so that a version's data files hold exactly its rows under their logical column names. Catalog and
-    remote tables are read through Spark."""
-    if cfg.catalog is not None or not cfg.home.startswith("/"):
+    remote tables, and every table on Databricks (governed storage access), are read through Spark."""
+    if cfg.catalog is not None or not cfg.home.startswith("/") or os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         return False
     detail = spark.sql(f"DESCRIBE DETAIL {ensure_table(spark, cfg, contract)}").first()
     features = set(detail["tableFeatures"] or ())
