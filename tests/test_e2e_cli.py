@@ -81,15 +81,16 @@ def test_demo_then_sql_from_new_processes(demo, spark, capsys):
     manifests = list(Path(home).glob("exports/dclm_like/v*/manifest.json"))
     assert len(manifests) == 1 and json.loads(manifests[0].read_text())["documents"] == corpus["dclm_like"]["docs"]
 
-    # The same chain as separate commands, as a user types them.
+    # The same chain as separate commands, as a user types them (through the CLI's entry point; that new
+    # processes find the tables by name is shown above).
     reference = str(Path(home) / "samples" / "reference-text.txt")
-    trained = ok(run_cli("train-quality", "--name", "cli_quality", "--positives", reference, "--dim", "16", home=home))
-    assert "models:/cli_quality@champion = version 1" in trained.stdout and "ROC-AUC" in trained.stdout
-    assert "documents scored by cli_quality v1" in ok(run_cli("classify", "--model", "models:/cli_quality@champion", home=home)).stdout
-    selected = ok(run_cli("select", "--recipe", "dclm_like", "--signal", "quality.model=cli_quality", home=home)).stdout
+    trained = in_process(capsys, "train-quality", "--name", "cli_quality", "--positives", reference, "--dim", "16", "--home", home)
+    assert "models:/cli_quality@champion = version 1" in trained and "ROC-AUC" in trained
+    assert "documents scored by cli_quality v1" in in_process(capsys, "classify", "--model", "models:/cli_quality@champion", "--home", home)
+    selected = in_process(capsys, "select", "--recipe", "dclm_like", "--signal", "quality.model=cli_quality", "--home", home)
     assert "fasttext_top_10pct" in selected and "recipe dclm_like" in selected and "thresholds fasttext_top_10pct >=" in selected
-    exported = ok(run_cli("export", "--recipe", "dclm_like", "--format", "parquet", "--shards", "2",
-                          "--output", str(Path(home) / "cli-export"), home=home)).stdout
+    exported = in_process(capsys, "export", "--recipe", "dclm_like", "--format", "parquet", "--shards", "2",
+                          "--output", str(Path(home) / "cli-export"), "--home", home)
     assert "2 parquet shards" in exported and (Path(home) / "cli-export" / "manifest.json").exists()
 
 
