@@ -220,3 +220,18 @@ def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, hom
     again = extract_documents.run(spark, cfg)
     assert again["rows_out_documents"] == records.where("is_html").count() < n_html
     assert spark.table("silver.documents").where("source_file LIKE '%/b.warc.gz'").count() == 0
+
+
+def test_two_model_files_of_the_same_name_both_reach_the_executors(spark, tmp_path):
+    """Spark keeps one shipped file per name for a whole session; two different model.bin files (two
+    classify runs in one notebook) must not collide."""
+    from udfs.shipped import local_path, ship
+
+    refs = []
+    for i in (1, 2):
+        (tmp_path / f"m{i}").mkdir()
+        (tmp_path / f"m{i}" / "model.bin").write_bytes(b"model %d" % i)
+        refs.append(ship(spark, str(tmp_path / f"m{i}" / "model.bin")))
+    assert refs[0] != refs[1] and ship(spark, str(tmp_path / "m1" / "model.bin")) == refs[0]
+    read = spark.sparkContext.parallelize(refs, 2).map(lambda ref: open(local_path(ref), "rb").read()).collect()
+    assert read == [b"model 1", b"model 2"]

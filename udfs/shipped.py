@@ -3,16 +3,23 @@ with SparkFiles on whichever machine it runs. Paths on shared storage (dbfs:/Vol
 through unchanged, which is also the fallback where there is no SparkContext (Spark Connect)."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import shutil
+import tempfile
 
 log = logging.getLogger(__name__)
 PREFIX = "sparkfiles:"
 
 
 def ship(spark, path: str) -> str:
-    """A reference to `path` that local_path() resolves on executors. Names must be unique per session
-    (tracking.download_model gives every download its own folder name)."""
+    """A reference to `path` that local_path() resolves on executors. Spark keeps one shipped file per
+    name for the whole session, so a file is shipped under its content digest (two different model.bin
+    files both reach executors) and folders must have unique names (tracking.download_model gives every
+    download its own)."""
+    if os.path.isfile(path):
+        path = content_named(path)
     try:
         spark.sparkContext.addFile(path, recursive=os.path.isdir(path))
     except Exception as exc:            # Spark Connect has no SparkContext: the path must be shared storage
@@ -27,3 +34,19 @@ def local_path(ref: str | None) -> str | None:
     from pyspark import SparkFiles
 
     return SparkFiles.get(ref[len(PREFIX):])
+
+
+def content_named(path: str) -> str:
+    """A copy of the file named <sha256 prefix>-<name>, in a temporary folder of this machine."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    folder = os.path.join(tempfile.gettempdir(), "lakesift-shipped")
+    os.makedirs(folder, exist_ok=True)
+    staged = os.path.join(folder, f"{digest.hexdigest()[:16]}-{os.path.basename(path)}")
+    if not os.path.exists(staged):
+        partial = f"{staged}.{os.getpid()}.partial"
+        shutil.copyfile(path, partial)
+        os.replace(partial, staged)
+    return staged
