@@ -40,7 +40,7 @@ WARC_RECORDS = TableContract(
     # Parquet settings for the payload, the bulk of the bytes (measured on 1.1 GB of real HTML by
     # bench/throughput.py): web pages are unique, so dictionary encoding only costs hashing (0.7 s of
     # 3.2 s of write time); zstd level 1 instead of 3 cut the rest to 1.7 s for 12% more bytes; min/max
-    # statistics of a page skip nothing. Table properties reach Delta's Parquet writer, so these hold on any cluster.
+    # statistics of a page skip nothing. Table properties reach Delta's Parquet writer on any cluster.
     properties={"delta.dataSkippingStatsColumns": "record_id,target_uri,source_file,source_offset,warc_date,"
                                                   "http_status,content_type,payload_length",
                 "parquet.enable.dictionary#payload": "false",

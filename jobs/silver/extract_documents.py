@@ -71,7 +71,7 @@ def transform(records: DataFrame, cfg: Config) -> DataFrame:
 def transform_files(files: DataFrame, cfg: Config) -> DataFrame:
     """Bronze data files (rows of local `path` and its `crawl`) -> documents, one per HTML response. The
     Python workers read the Parquet files themselves, so the pages skip the JVM->Python copy of
-    `transform` (on 1.1 GB of real HTML the JVM's share of extract fell from ~17 to ~3 CPU-seconds,
+    `transform` (on 1.1 GB of real HTML the JVM's share of extract fell from ~17 to 4-8 CPU-seconds,
     bench/throughput.py). Only for tables tables.python_readable() accepts."""
     extract = _extractor(cfg)
     stored = [c for c in RECORD_COLUMNS if c not in bronze.WARC_RECORDS.partition_by] + ["is_html"]
