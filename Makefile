@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/lakesift demo
 
+# Two pytest workers, each taking whole test files (module fixtures such as the demo run once): about
+# half the suite waits on subprocesses, JVM start-up and I/O, so two workers keep both cores busy.
 test: setup
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n 2 --dist loadfile
 
 test-fast: setup
 	$(BIN)/python -m pytest tests -m "not slow"
