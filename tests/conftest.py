@@ -57,6 +57,15 @@ def http_response(body: bytes, content_type: str = "text/html; charset=utf-8", s
     return f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\r\n".encode() + body
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def run_cli(*args: str, home: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """`lakesift ARGS --home HOME` in a fresh process (what a user types)."""
     full_env = {**os.environ, "LAKESIFT_SPARK_MASTER": "local[2]", **(env or {})}

@@ -95,9 +95,11 @@ def test_ingest_and_extract_of_another_crawl_at_the_same_time(spark, tmp_path):
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-3000:]
 
+    from jobs.runtime.config import JobConfig
+    from jobs.runtime.tables import register_lakehouse
     from jobs.silver import compute_heuristics, extract_documents
 
-    _silver_checksums(spark, home)       # registers the tables of this lakehouse in the test session
+    register_lakehouse(spark, JobConfig(home=home))
     counts = {r.crawl: r for r in spark.sql(
         "SELECT crawl, count(*) AS responses, count_if(is_html) AS html FROM bronze.warc_records GROUP BY 1").collect()}
     assert counts["CRAWL-A"].html == 400 and counts["CRAWL-B"].html == 400

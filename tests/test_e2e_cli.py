@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -184,14 +184,6 @@ def test_notebooks_run_on_the_demo_lakehouse_and_plot(demo, tmp_path):
         assert (ROOT / "notebooks" / notebook).read_text().splitlines()[0] == "# Databricks notebook source"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_spark_sql_shell_and_jdbc_endpoint(demo):
     import pyspark
 
@@ -201,7 +193,7 @@ def test_spark_sql_shell_and_jdbc_endpoint(demo):
                                "SELECT sum(documents) FROM silver.v_duplicate_cluster_sizes WHERE scope = 'crawl'"],
                               cwd=ROOT, capture_output=True, text=True, timeout=300))
     assert shell.stdout.split() == ["120", "120"]
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "jobs.cli", "serve-sql", "--port", str(port), "--home", home], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -225,7 +217,7 @@ def test_mlflow_ui_serves_the_demo_runs(demo):
     import urllib.request
 
     home, _ = demo
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "jobs.cli", "ui", "--port", str(port), "--home", home], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

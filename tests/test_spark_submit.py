@@ -9,7 +9,6 @@ import json
 import os
 import sys
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -17,15 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, free_port, run_cli
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def executor_archive() -> Path:

