@@ -10,7 +10,7 @@ import pytest
 
 from udfs import heuristics as H
 from udfs.extract import decode_html, extract_html, http_body, looks_binary, trim_fringe
-from udfs.lang import detect_languages, lid_model_path, load_fasttext
+from udfs.lang import SCREEN_CHARS, SURE, detect_languages, lid_model_path, load_fasttext, prepare
 
 ARTICLE = ("<html><head><title>Weather</title></head><body><nav>Home | News | Contact</nav><article>"
            "<p>The weather in the mountains changed quickly during the afternoon, and the hikers turned back.</p>"
@@ -118,6 +118,24 @@ def test_language_probabilities_match_fasttext_single_example_path():
         assert label == f"__label__{lang}" and math.isclose(score, prob, rel_tol=1e-6)
     assert langs == ["en", "de", "fr"]
     assert math.isclose(scores[0], 0.96156, abs_tol=1e-4)     # lid.176.ftz's value for this sentence
+
+
+def test_language_is_identified_again_on_more_text_only_when_unsure():
+    model = load_fasttext(lid_model_path())
+
+    def predict(text, chars):
+        labels, probs = model.predict(prepare([text], chars), k=1)
+        return labels[0][0].replace("__label__", ""), float(probs[0][0])
+
+    clear = "El ayuntamiento se reunió el martes por la noche para hablar del nuevo presupuesto de la biblioteca. " * 15
+    # a word list in four languages, then a long German text: unsure on the first 1,000 characters
+    mixed = ("Haus house maison casa Baum tree arbre árbol " * 25
+             + "Der Ausschuss hat seinen Jahresbericht über die Lage der regionalen Wirtschaft veröffentlicht. " * 50)
+    assert len(clear) > SCREEN_CHARS and predict(clear, SCREEN_CHARS)[1] >= SURE
+    assert predict(mixed, SCREEN_CHARS)[1] < SURE
+    langs, scores = detect_languages([clear, mixed])
+    assert (langs[0], scores[0]) == pytest.approx(predict(clear, SCREEN_CHARS))
+    assert (langs[1], scores[1]) == pytest.approx(predict(mixed, 5_000)) and langs[1] == "de"
 
 
 def test_language_missing_for_text_without_letters():

@@ -39,6 +39,7 @@ C4_POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", 
 URL_SPAM_WORDS = ("porn", "xxx", "sex", "nude", "escort", "casino", "viagra", "cialis", "hentai", "camgirl", "fuck")
 _SENTENCE_END = r"[.!?]+(?:[\s\pZ]|$)"   # RE2: \s is ASCII, \pZ adds Unicode spaces
 _NGRAM_BASE = np.uint64(0x9E3779B97F4A7C15)   # odd 64-bit constant (golden ratio): spreads id polynomials
+_DOC_SALT = np.uint64(0xD6E8FEB86659FD93)     # odd 64-bit multiplier: a different key space per text
 _IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -103,42 +104,56 @@ def _repeats(pieces: T.Pieces, lengths: np.ndarray) -> tuple[np.ndarray, np.ndar
     return pieces.per_doc_sum(repeat.astype(np.int64)), pieces.per_doc_sum(np.where(repeat, lengths, 0))
 
 
-def _ngram_fracs(ids: np.ndarray, lengths: np.ndarray) -> list[float]:
-    """Gopher's n-gram repetition for one text: top 2/3/4-gram and duplicated 5..10-gram character shares.
+def _ngram_fracs(ids: np.ndarray, lengths: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Gopher's n-gram repetition for a whole batch: per text, the top 2/3/4-gram and duplicated
+    5..10-gram character shares (columns 0..8).
 
     An n-gram is a 64-bit polynomial of its word ids (Horner's rule, wrapping arithmetic), extended one
-    word at a time; one stable argsort per n groups equal n-grams, keeping text order within a group.
-    (Vectorising over the whole batch was measured slower: one large sort costs more than many small ones.)
+    word at a time and grouped within its text by hashing (pandas factorize, codes in order of first
+    appearance). Only n-grams whose (n-1)-word prefix repeats in the same text can repeat, so each n
+    looks only at those positions: on real pages the candidates shrink from every word (n=2) to a few
+    percent (n=5). On the 990 real pages this takes 0.2 s instead of the 0.8 s of one sort per text and n.
     """
+    n_docs = len(offsets) - 1
+    out = np.zeros((n_docs, 9), dtype=np.float64)
     n_words = len(ids)
-    total = int(lengths.sum())
-    out = [0.0] * 9
-    if n_words < 2 or not total:
+    if not n_words:
         return out
+    doc = np.repeat(np.arange(n_docs), np.diff(offsets))
+    doc_end = offsets[1:][doc]                           # per word: where its text's words end
     cum = np.concatenate(([0], np.cumsum(lengths)))
+    total = cum[offsets[1:]] - cum[offsets[:-1]]         # characters in words, per text
+    salt = doc.astype(np.uint64) * _DOC_SALT             # equal n-grams of different texts never group
+    cand = np.arange(n_words)
     grams = ids.astype(np.uint64)
     for n in range(2, 11):
-        if n_words < n:
+        fits = cand + n <= doc_end[cand]
+        cand, grams = cand[fits], grams[fits]
+        if not len(cand):
             break
-        grams = grams[:-1] * _NGRAM_BASE + ids[n - 1:].astype(np.uint64)
-        order = np.argsort(grams, kind="stable")
-        ordered = grams[order]
-        starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-        sizes = np.diff(np.append(starts, len(ordered)))
-        if len(starts) == len(ordered):
-            break      # no n-gram repeats, so no longer one does: the rest stay 0
+        grams = grams * _NGRAM_BASE + ids[cand + n - 1].astype(np.uint64)
+        codes, _ = pd.factorize(grams ^ salt[cand])
+        count = np.bincount(codes)[codes]
+        repeat = count > 1
+        if not repeat.any():
+            break          # no n-gram repeats, so no longer one does: the rest stay 0
         if n <= 4:
-            best = sizes.max()
-            if best > 1:
-                first = order[starts[sizes == best]].min()      # ties: the n-gram seen first in the text
-                out[n - 2] = float((cum[first + n] - cum[first]) * best) / total
+            d = doc[cand]
+            best = np.zeros(n_docs, dtype=np.int64)
+            np.maximum.at(best, d, count)
+            # the first position holding a most frequent n-gram: ties go to the n-gram seen first
+            hit = repeat & (count == best[d])
+            hit_doc, hit_pos = d[hit], cand[hit]
+            first = np.flatnonzero(np.concatenate(([True], hit_doc[1:] != hit_doc[:-1])))
+            docs, pos = hit_doc[first], hit_pos[first]
+            out[docs, n - 2] = (cum[pos + n] - cum[pos]) * best[docs] / total[docs]
         else:
-            repeated = order[np.repeat(sizes > 1, sizes)]
-            if len(repeated):
-                edges = np.zeros(n_words + 1, dtype=np.int64)
-                np.add.at(edges, repeated, 1)
-                np.add.at(edges, repeated + n, -1)
-                out[n - 2] = float(lengths[np.cumsum(edges[:-1]) > 0].sum()) / total
+            starts = cand[repeat]
+            edges = np.bincount(starts, minlength=n_words + 1) - np.bincount(starts + n, minlength=n_words + 1)
+            covered = np.cumsum(edges[:n_words]) > 0
+            covered_cum = np.concatenate(([0], np.cumsum(np.where(covered, lengths, 0))))
+            out[:, n - 2] = _div(covered_cum[offsets[1:]] - covered_cum[offsets[:-1]], total)
+        cand, grams = cand[repeat], grams[repeat]
     return out
 
 
@@ -169,19 +184,17 @@ def heuristics_columns(texts, urls) -> dict[str, np.ndarray | list]:
     n_docs = len(arr)
     chars = _ints(pc.utf8_length(arr))
 
-    words = T.words(arr)
+    lines = T.lines(arr)
+    words, line_words = T.words_by_line(lines)
     n_words = words.counts
     word_len = _ints(pc.utf8_length(words.values))
     alpha = _flags(pc.match_substring_regex(words.values, r"\pL"))
     stop = _flags(pc.is_in(pc.utf8_lower(words.values), value_set=_STOP_WORDS))
     word_ids = _ints(pc.dictionary_encode(words.values).indices) if len(words.values) else np.zeros(0, np.int64)
-    ngram = np.array([_ngram_fracs(word_ids[a:b], word_len[a:b])
-                      for a, b in zip(words.offsets[:-1], words.offsets[1:])], dtype=np.float64).reshape(n_docs, 9)
+    ngram = _ngram_fracs(word_ids, word_len, words.offsets)
 
-    lines = T.lines(arr)
     n_lines = lines.counts
     line_len = _ints(pc.utf8_length(lines.values))
-    line_words = _ints(pc.list_value_length(pc.utf8_split_whitespace(lines.values))) if len(lines.values) else line_len
     terminal = _flags(pc.match_substring_regex(lines.values, _C4_TERMINAL_RE))
     javascript = _flags(pc.match_substring(lines.values, "javascript", ignore_case=True))
     policy = _flags(pc.match_substring_regex(lines.values, _POLICY_RE, ignore_case=True))

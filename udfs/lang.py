@@ -17,6 +17,13 @@ import numpy as np
 # benchmark, 5,000 characters agree with whole-text identification on 99.9% of pages (as do 20,000)
 # at 52% of the whole-text cost.
 MAX_CHARS = 5_000
+# fastText's cost is linear in characters, and most pages are plain on their first lines: every text is
+# identified on its first SCREEN_CHARS characters, and again on MAX_CHARS when it is longer and the
+# first look was less than SURE. On the same 990 pages (extracted main text), against identification
+# on 5,000 characters: the same language for every page, scores within 0.098 (mean 0.0035), the same
+# keep/drop at score thresholds 0.5, 0.65 and 0.8, at 32% of the cost (8.7% of pages looked at twice).
+SCREEN_CHARS = 1_000
+SURE = 0.95
 
 
 def lid_model_path() -> str:
@@ -50,20 +57,26 @@ def prepare(texts, max_chars: int = MAX_CHARS) -> list[str]:
 
 
 def detect_languages(texts, max_chars: int = MAX_CHARS) -> tuple[list[str | None], np.ndarray]:
-    """ISO 639 code and probability of the most likely language for each text, in one fastText call.
-    Texts without a letter get (None, NaN): a missing signal, not a guess."""
+    """ISO 639 code and probability of the most likely language for each text, from its first
+    SCREEN_CHARS characters, or its first max_chars where that look was unsure (< SURE).
+    Texts without a letter in their first 2,000 characters get (None, NaN): a missing signal, not a guess."""
     model = load_fasttext(lid_model_path())
-    lines = prepare(texts, max_chars)
-    has_letters = [any(ch.isalpha() for ch in line[:2000]) for line in lines]
-    todo = [line for line, ok in zip(lines, has_letters) if ok]
-    langs: list[str | None] = [None] * len(lines)
-    scores = np.full(len(lines), np.nan, dtype=np.float64)
+    texts = ["" if t is None else t for t in texts]
+    screen = min(SCREEN_CHARS, max_chars)
+    todo = [i for i, t in enumerate(texts) if any(ch.isalpha() for ch in t[:min(2000, max_chars)])]
+    langs: list[str | None] = [None] * len(texts)
+    scores = np.full(len(texts), np.nan, dtype=np.float64)
+
+    def identify(indices: list[int], chars: int) -> None:
+        # the list form of predict: correct probabilities under numpy 2 (k=1, see pyproject.toml)
+        labels, probs = model.predict(prepare([texts[i] for i in indices], chars), k=1)
+        for i, label, prob in zip(indices, labels, probs):
+            langs[i] = label[0].replace("__label__", "") if len(label) else None
+            scores[i] = float(prob[0]) if len(prob) else np.nan
+
     if todo:
-        labels, probs = model.predict(todo, k=1)       # the list form: correct probabilities under numpy 2
-        it = iter(zip(labels, probs))
-        for i, ok in enumerate(has_letters):
-            if ok:
-                label, prob = next(it)
-                langs[i] = label[0].replace("__label__", "") if len(label) else None
-                scores[i] = float(prob[0]) if len(prob) else np.nan
+        identify(todo, screen)
+        unsure = [i for i in todo if not scores[i] >= SURE and len(texts[i]) > screen]
+        if unsure:
+            identify(unsure, max_chars)
     return langs, scores

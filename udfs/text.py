@@ -61,6 +61,17 @@ def words(texts) -> Pieces:
     return Pieces(lists.flatten(), np.concatenate(([0], np.cumsum(lengths))))
 
 
+def words_by_line(lines: Pieces) -> tuple[Pieces, np.ndarray]:
+    """The words of every text, taken from its lines(), and the number of words on each line: one
+    whitespace split serves both. A line break is whitespace, so these are exactly words(texts)."""
+    if not len(lines.values):
+        return Pieces(lines.values, lines.offsets), np.zeros(0, dtype=np.int64)
+    lists = pc.utf8_split_whitespace(lines.values)
+    per_line = np.asarray(pc.list_value_length(lists), dtype=np.int64)
+    per_text = np.concatenate(([0], np.cumsum(per_line)))[lines.offsets]
+    return Pieces(lists.flatten(), per_text), per_line
+
+
 def lines(texts) -> Pieces:
     """Whitespace-trimmed, non-empty lines of every text."""
     return _non_empty(_split_trimmed(texts, "\n"))

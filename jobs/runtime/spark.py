@@ -53,6 +53,9 @@ def local_defaults(cfg: JobConfig) -> dict[str, str]:
         "spark.sql.maxConcurrentOutputFileWriters": "16",
         # zstd: smaller than snappy and, for HTML payloads, faster to write (bench/throughput.py).
         "spark.sql.parquet.compression.codec": "zstd",
+        # Generated classes are cached 100 at a time by default; ingest -> extract -> heuristics makes 105,
+        # so each run compiled 45 of them again (Janino, then the JIT): none with room for 1000.
+        "spark.sql.codegen.cache.maxEntries": "1000",
         "spark.sql.execution.pyspark.udf.faulthandler.enabled": "true",
         "spark.python.worker.faulthandler.enabled": "true",
         "spark.log.level": os.environ.get("LAKESIFT_SPARK_LOG_LEVEL", "WARN"),
