@@ -91,7 +91,7 @@ def looks_binary(body: bytes) -> bool:
         return False
     if b"\x00" in head:
         return True
-    return sum(head.count(bytes([c])) for c in _CONTROL) > 0.1 * len(head)
+    return len(head) - len(head.translate(None, _CONTROL)) > 0.1 * len(head)
 
 
 def _codec(name: str | None) -> str | None:
