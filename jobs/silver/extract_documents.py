@@ -79,6 +79,7 @@ def transform_files(files: DataFrame, cfg: Config) -> DataFrame:
 
     def read(batches):
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         from jobs.runtime.arrow import arrow_schema, read_parquet
 
@@ -86,7 +87,8 @@ def transform_files(files: DataFrame, cfg: Config) -> DataFrame:
         for batch in batches:
             for path, crawl in zip(batch.column("path").to_pylist(), batch.column("crawl").to_pylist()):
                 for records in read_parquet(path, schema, BATCH_ROWS):
-                    html = records.filter(records.column("is_html"))
+                    is_html = records.column("is_html")
+                    html = records if pc.all(is_html).as_py() else records.filter(is_html)   # no copy when all are
                     if html.num_rows:
                         yield html.append_column("crawl", pa.array([crawl] * html.num_rows, pa.string()))
 
