@@ -30,7 +30,8 @@ DOCUMENTS = TableContract(
         Column("title", StringType(), "the page <title>"),
         Column("text", StringType(), "extracted main text; empty when extraction failed (see extract_error)", False),
         Column("language", StringType(), "fastText lid.176 language code; NULL when the text has no letters"),
-        Column("language_score", DoubleType(), "probability of that language"),
+        Column("language_score", DoubleType(), "fastText probability of that language on the first 1,000 "
+                                                "characters (5,000 where that was below 0.95)"),
         Column("char_count", IntegerType(), "characters of text", False),
         Column("word_count", IntegerType(), "whitespace-separated words of text", False),
         Column("charset", StringType(), "codec the HTML was decoded with"),

@@ -30,7 +30,7 @@ RECORD_COLUMNS = ("record_id", "crawl", "target_uri", "warc_date", "declared_cha
 class Config(JobConfig):
     crawls: tuple[str, ...] = ()            # empty: every crawl in bronze.warc_records
     extractor: str = "resiliparse"
-    langid_max_chars: int = LANGID_MAX_CHARS    # language ID reads the first this-many characters
+    langid_max_chars: int = LANGID_MAX_CHARS    # language ID reads at most the first this-many characters
 
     def __post_init__(self) -> None:
         super().__post_init__()
