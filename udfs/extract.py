@@ -167,7 +167,7 @@ def extract_html(payload: bytes, declared_charset: str | None = None, content_en
                  transfer_encoding: str | None = None, extractor: str = "resiliparse") -> Extracted:
     """One HTML payload -> title, main text and the charset used. Never raises: problems go in .error."""
     body = http_body(payload or b"", transfer_encoding, content_encoding)
-    if not body.strip():
+    if not body or body.isspace():     # no stripped copy of the whole page
         return Extracted(None, "", None, "empty payload")
     if looks_binary(body):
         return Extracted(None, "", None, "binary payload")
