@@ -7,6 +7,7 @@ from pyspark.sql import functions as F
 
 from jobs.bronze import ingest_warc
 from jobs.runtime import tables
+from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import client_and_experiment
 from jobs.silver import compute_heuristics, extract_documents
 from schemas import bronze, silver
@@ -59,6 +60,22 @@ def test_conform_rejects_missing_and_extra_columns(spark):
     df = spark.createDataFrame([("a", 1)], "doc_id string, extra int")
     with pytest.raises(ValueError, match="missing .*crawl.*extra \\['extra'\\]"):
         tables.conform(df, silver.SIGNALS_HEURISTIC)
+
+
+def test_the_version_a_write_returns_is_its_own_commit_when_another_follows(spark, home):
+    cfg, contract = JobConfig(home=home), bronze.INGEST_ERRORS
+    row = ("a.warc.gz", 0, None, "CorruptBytes", "first")
+    first = tables.append(spark.createDataFrame([row], contract.schema), cfg, contract)
+    later = tables.replace_where(spark.createDataFrame([("b.warc.gz", *row[1:])], contract.schema), cfg, contract,
+                                 "source_file = 'b.warc.gz'")
+    assert later == first + 1
+    tags = {r.version: r.userMetadata for r in spark.sql(f"DESCRIBE HISTORY {contract.fullname}").collect()}
+    assert tags[first] != tags[later] and all(tags[v].startswith("lakesift-write-") for v in (first, later))
+    # looked up after the other commit landed, the first write's tag still names the first write's version
+    assert tables.tagged_version(spark, contract.fullname, tags[first]) == first
+    assert [r.source_file for r in tables.read_table(spark, cfg, contract, first).collect()] == ["a.warc.gz"]
+    with pytest.raises(RuntimeError, match="no commit tagged"):
+        tables.tagged_version(spark, contract.fullname, "lakesift-write-unknown")
 
 
 # ---------------------------------------------------------------------------------------- real files

@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -240,17 +241,35 @@ def replace_where(df, cfg: JobConfig, contract: TableContract, condition: str) -
     """
     from pyspark.sql import functions as F
 
-    name = ensure_table(spark_of(df), cfg, contract)
-    out = conform(df, contract)
-    with_conflict_retry(lambda: out.writeTo(name).overwrite(F.expr(condition)), f"write {contract.fullname}")
-    return table_version(spark_of(df), cfg, contract)
+    return _commit(df, cfg, contract, lambda writer: writer.overwrite(F.expr(condition)), "write")
 
 
 def append(df, cfg: JobConfig, contract: TableContract) -> int:
-    name = ensure_table(spark_of(df), cfg, contract)
+    return _commit(df, cfg, contract, lambda writer: writer.append(), "append")
+
+
+def _commit(df, cfg: JobConfig, contract: TableContract, write: Callable, verb: str) -> int:
+    """Write `df` with `write(writer)` and return the version of that commit. The commit carries a tag of
+    its own (Delta's userMetadata): by the time it is looked up the table's latest version may be another
+    job's, and that is not the version this job wrote."""
+    spark = spark_of(df)
+    name = ensure_table(spark, cfg, contract)
     out = conform(df, contract)
-    with_conflict_retry(lambda: out.writeTo(name).append(), f"append {contract.fullname}")
-    return table_version(spark_of(df), cfg, contract)
+    tag = f"lakesift-write-{uuid.uuid4().hex}"
+    with_conflict_retry(lambda: write(out.writeTo(name).option("userMetadata", tag)), f"{verb} {contract.fullname}")
+    return tagged_version(spark, name, tag)
+
+
+def tagged_version(spark, name: str, tag: str) -> int:
+    """The version of the commit to table `name` whose userMetadata is `tag`: among the last 20 commits,
+    else the whole history."""
+    from pyspark.sql import functions as F
+
+    for limit in (" LIMIT 20", ""):
+        found = spark.sql(f"DESCRIBE HISTORY {name}{limit}").where(F.col("userMetadata") == tag).select("version").collect()
+        if found:
+            return int(found[0]["version"])
+    raise RuntimeError(f"{name}: no commit tagged {tag} in its history")
 
 
 def spark_of(df):
