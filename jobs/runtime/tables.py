@@ -190,8 +190,7 @@ def read_table(spark, cfg: JobConfig, contract: TableContract, version: int | No
 
 
 def table_version(spark, cfg: JobConfig, contract: TableContract) -> int:
-    name = ensure_table(spark, cfg, contract)
-    return int(spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"])
+    return latest_version(spark, ensure_table(spark, cfg, contract))
 
 
 def python_readable(spark, cfg: JobConfig, contract: TableContract) -> bool:
@@ -256,20 +255,28 @@ def _commit(df, cfg: JobConfig, contract: TableContract, write: Callable, verb: 
     name = ensure_table(spark, cfg, contract)
     out = conform(df, contract)
     tag = f"lakesift-write-{uuid.uuid4().hex}"
+    before = latest_version(spark, name)
     with_conflict_retry(lambda: write(out.writeTo(name).option("userMetadata", tag)), f"{verb} {contract.fullname}")
-    return tagged_version(spark, name, tag)
+    return written_version(spark, name, tag, before)
 
 
-def tagged_version(spark, name: str, tag: str) -> int:
-    """The version of the commit to table `name` whose userMetadata is `tag`: among the last 20 commits,
-    else the whole history."""
-    from pyspark.sql import functions as F
+def latest_version(spark, name: str) -> int:
+    return int(spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"])
 
-    for limit in (" LIMIT 20", ""):
-        found = spark.sql(f"DESCRIBE HISTORY {name}{limit}").where(F.col("userMetadata") == tag).select("version").collect()
-        if found:
-            return int(found[0]["version"])
-    raise RuntimeError(f"{name}: no commit tagged {tag} in its history")
+
+def written_version(spark, name: str, tag: str, before: int) -> int:
+    """The version of the commit to table `name` tagged `tag`, made after version `before`. Delta records
+    no commit for a write that adds and removes nothing (spark.databricks.delta.skipRecordingEmptyCommits):
+    then `before` already holds what the write left."""
+    limit = 20
+    while True:
+        rows = spark.sql(f"DESCRIBE HISTORY {name} LIMIT {limit}").select("version", "userMetadata").collect()
+        tagged = [int(r.version) for r in rows if r.userMetadata == tag]
+        if tagged:
+            return tagged[0]
+        if len(rows) < limit or min(int(r.version) for r in rows) <= before + 1:
+            return before
+        limit *= 10
 
 
 def spark_of(df):
