@@ -63,22 +63,22 @@ def test_conform_rejects_missing_and_extra_columns(spark):
 
 
 def test_the_version_a_write_returns_is_its_own_commit_when_another_follows(spark, home):
-    cfg, contract = JobConfig(home=home), bronze.INGEST_ERRORS
+    cfg, contract, name = JobConfig(home=home), bronze.INGEST_ERRORS, bronze.INGEST_ERRORS.fullname
     row = ("a.warc.gz", 0, None, "CorruptBytes", "first")
     first = tables.append(spark.createDataFrame([row], contract.schema), cfg, contract)
     later = tables.replace_where(spark.createDataFrame([("b.warc.gz", *row[1:])], contract.schema), cfg, contract,
                                  "source_file = 'b.warc.gz'")
     assert later == first + 1
-    tags = {r.version: r.userMetadata for r in spark.sql(f"DESCRIBE HISTORY {contract.fullname}").collect()}
+    tags = {r.version: r.userMetadata for r in spark.sql(f"DESCRIBE HISTORY {name}").collect()}
     assert tags[first] != tags[later] and all(tags[v].startswith("lakesift-write-") for v in (first, later))
     # looked up after the other commit landed, the first write's tag still names the first write's version
-    name = contract.fullname
     assert tables.written_version(spark, name, tags[first], before=first - 1) == first
     assert [r.source_file for r in tables.read_table(spark, cfg, contract, first).collect()] == ["a.warc.gz"]
     # a write that changes nothing makes no commit (Delta skips empty commits): the version before it holds its result
     empty = spark.createDataFrame([], contract.schema)
     assert tables.replace_where(empty, cfg, contract, "source_file = 'c.warc.gz'") == later
     assert tables.latest_version(spark, name) == later
+
 
 # ---------------------------------------------------------------------------------------- real files
 
