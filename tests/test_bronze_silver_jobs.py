@@ -214,10 +214,10 @@ def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, hom
     write_sample_crawl(tmp_path / "b.warc.gz", SampleCrawlSpec(pages=10, seed=4))
     ingest(spark, home, tmp_path / "a.warc.gz", tmp_path / "b.warc.gz")
     cfg = extract_documents.Config(home=home)
-    assert tables.python_readable(spark, cfg, bronze.WARC_RECORDS)
+    assert tables.python_files(spark, cfg, bronze.WARC_RECORDS)
     with monkeypatch.context() as m:
         m.setenv("DATABRICKS_RUNTIME_VERSION", "17.3")
-        assert not tables.python_readable(spark, cfg, bronze.WARC_RECORDS)
+        assert not tables.python_files(spark, cfg, bronze.WARC_RECORDS)
     records = tables.read_table(spark, cfg, bronze.WARC_RECORDS)
     files = [(tables.local_path(r.path), r.crawl) for r in
              records.select(F.col("_metadata.file_path").alias("path"), "crawl").distinct().collect()]
@@ -234,7 +234,7 @@ def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, hom
     assert checksum(spark.table("silver.documents")) == expected
 
     spark.sql("ALTER TABLE bronze.warc_records SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
-    assert not tables.python_readable(spark, cfg, bronze.WARC_RECORDS)
+    assert not tables.python_files(spark, cfg, bronze.WARC_RECORDS)
     spark.sql("DELETE FROM bronze.warc_records WHERE source_file LIKE '%/b.warc.gz'")
     again = extract_documents.run(spark, cfg)
     assert again["rows_out_documents"] == records.where("is_html").count() < n_html

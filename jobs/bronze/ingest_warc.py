@@ -5,6 +5,8 @@ Writes  bronze.warc_records   the responses of the files ingested
         bronze.ingest_errors  what could not be read: file, offset, error class, message
 Re-run  a file already ingested is skipped and adds no rows; --force reads it again and replaces its
         rows in both tables (one atomic Delta commit per table).
+Writing a local lakehouse's bronze, the workers write the Parquet data files as they read and the driver
+commits them (runtime/datafiles.py): the pages never pass through the JVM. Elsewhere Spark writes them.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
+from jobs.runtime.datafiles import WriteSpec
 from jobs.runtime.spark import one_task_each
 from jobs.runtime.tracking import job_run
 from schemas import bronze
@@ -35,7 +38,11 @@ OUTCOMES = StructType(
     + [StructField(f.name, f.dataType, True) for f in bronze.WARC_RECORDS.schema.fields]
     + [StructField("error_class", StringType(), True), StructField("message", StringType(), True)]
     + [StructField(f"n_{k}", LongType(), True) for k in COUNT_KEYS]
+    + [StructField("data_file", StringType(), True)]      # kind 'data': the Delta add action of a file written
 )
+SIDE_COLUMNS = ("kind", "source_file", "source_offset", "record_id", "error_class", "message",
+                *[f"n_{k}" for k in COUNT_KEYS])
+WRITE_BATCH_BYTES = 32 << 20   # pages per Parquet row group when the workers write bronze's files themselves
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,24 +111,47 @@ def with_file_summary(path: str, rows):
     yield {"kind": "file", "source_file": path, **{f"n_{k}": v for k, v in counts.items()}}
 
 
-def transform(files: DataFrame, cfg: Config) -> DataFrame:
-    """Outcome rows (responses, errors, one summary per file) of every file in `files.path`."""
+def transform(files: DataFrame, cfg: Config, write: WriteSpec | None = None) -> DataFrame:
+    """Outcome rows (responses, errors, one summary per file) of every file in `files.path`. With a
+    WriteSpec the workers write the responses into the table's data files themselves, and emit one 'data'
+    row per file written instead (runtime/datafiles.py)."""
     max_payload, crawl = cfg.max_payload_bytes, cfg.crawl
 
     def read_files(batches):
         from jobs.runtime.arrow import arrow_schema, batches as to_batches
+        from jobs.runtime.datafiles import FileWriter
         from udfs.warc import ReadOptions, read_archive
 
         schema = arrow_schema(OUTCOMES)
+        records = arrow_schema(bronze.WARC_RECORDS.schema)
         opts = ReadOptions(max_payload_bytes=max_payload, crawl=crawl)
         for batch in batches:
             for path in batch.column(0).to_pylist():
-                yield from to_batches(
-                    with_file_summary(path, read_archive(path, opts)), schema, max_rows=256,
-                    size_of=lambda row: len(row.get("payload") or b""),
-                )
+                rows = with_file_summary(path, read_archive(path, opts))
+                if write is None:
+                    yield from to_batches(rows, schema, max_rows=256, size_of=_payload_size)
+                    continue
+                writer, side = FileWriter(write), []
+                for part in to_batches(_responses(rows, side), records, max_rows=1 << 16,
+                                       max_bytes=WRITE_BATCH_BYTES, size_of=_payload_size):
+                    writer.write(part)
+                side += [{"kind": "data", "source_file": path, "data_file": a} for a in writer.close()]
+                yield from to_batches(side, schema)
 
     return files.mapInArrow(read_files, OUTCOMES)
+
+
+def _payload_size(row: dict) -> int:
+    return len(row.get("payload") or b"")
+
+
+def _responses(rows, others: list):
+    """The response rows of `rows`; every other row is appended to `others`."""
+    for row in rows:
+        if row["kind"] == "response":
+            yield row
+        else:
+            others.append(row)
 
 
 def files_frame(spark: SparkSession, paths: list[str]) -> DataFrame:
@@ -153,18 +183,12 @@ def run(spark: SparkSession, cfg: Config) -> dict:
                    "files_read": len(todo), "per_file": {}, **dict.fromkeys(COUNT_KEYS, 0)}
         if not todo:
             return summary
-        # One pass over the files: the records are written while the (few) error and per-file summary
-        # rows are gathered by an Observation of the same execution, so no file is read twice and no
-        # payload is cached.
-        outcomes = transform(files_frame(spark, todo), cfg)
-        observed = Observation("ingest")
-        side = F.struct("kind", "source_file", "source_offset", "record_id", "error_class", "message",
-                        *[f"n_{k}" for k in COUNT_KEYS])
-        outcomes = outcomes.observe(observed, F.to_json(F.collect_list(F.when(F.col("kind") != "response", side))).alias("side"))
-        where = tables.in_list("source_file", todo)
-        records = outcomes.where(F.col("kind") == "response").select(*bronze.WARC_RECORDS.column_names)
-        tracked.table_written(bronze.WARC_RECORDS.fullname, tables.replace_where(records, cfg, bronze.WARC_RECORDS, where))
-        side_rows = json.loads(observed.get["side"])
+        files, where = files_frame(spark, todo), tables.in_list("source_file", todo)
+        if tables.python_files(spark, cfg, bronze.WARC_RECORDS):
+            side_rows, written = _write_in_workers(spark, cfg, files, todo)
+        else:
+            side_rows, written = _write_through_spark(cfg, files, where)
+        tracked.table_written(bronze.WARC_RECORDS.fullname, written)
         error_rows = [tuple(r.get(c) for c in bronze.INGEST_ERRORS.column_names) for r in side_rows if r["kind"] == "error"]
         if error_rows or with_errors.intersection(todo):      # else there is nothing to add or replace
             errors = spark.createDataFrame(error_rows, bronze.INGEST_ERRORS.schema)
@@ -175,6 +199,27 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         tracked.text(_per_file_tsv(per_file), "per_file_counts.tsv")
         summary.update(totals, per_file=per_file)
         return summary
+
+
+def _write_in_workers(spark: SparkSession, cfg: Config, files: DataFrame, todo: list[str]) -> tuple[list[dict], int]:
+    """The workers write bronze's data files as they read; the driver commits them in one transaction.
+    Returns the error, per-file and data-file rows, and the version written."""
+    spec = tables.write_spec(spark, cfg, bronze.WARC_RECORDS)
+    rows = [r.asDict() for r in transform(files, cfg, spec).select(*SIDE_COLUMNS, "data_file").collect()]
+    adds = [r["data_file"] for r in rows if r["kind"] == "data"]
+    return rows, tables.replace_with_files(spark, cfg, bronze.WARC_RECORDS, spec, adds, "source_file", todo)
+
+
+def _write_through_spark(cfg: Config, files: DataFrame, where: str) -> tuple[list[dict], int]:
+    """Spark writes the responses; the (few) error and per-file rows are gathered by an Observation of the
+    same execution, so no file is read twice and no payload is cached."""
+    outcomes = transform(files, cfg)
+    observed = Observation("ingest")
+    side = F.struct(*SIDE_COLUMNS)
+    outcomes = outcomes.observe(observed, F.to_json(F.collect_list(F.when(F.col("kind") != "response", side))).alias("side"))
+    records = outcomes.where(F.col("kind") == "response").select(*bronze.WARC_RECORDS.column_names)
+    written = tables.replace_where(records, cfg, bronze.WARC_RECORDS, where)
+    return json.loads(observed.get["side"]), written
 
 
 def _per_file_tsv(per_file: dict[str, dict[str, int]]) -> str:

@@ -193,11 +193,12 @@ def table_version(spark, cfg: JobConfig, contract: TableContract) -> int:
     return latest_version(spark, ensure_table(spark, cfg, contract))
 
 
-def python_readable(spark, cfg: JobConfig, contract: TableContract) -> bool:
-    """Whether Python workers may read the table's Parquet data files themselves (pyarrow), instead of
-    receiving every row from the JVM: a local lakehouse table without deletion vectors or column mapping,
-    so that a version's data files hold exactly its rows under their logical column names. Catalog and
-    remote tables, and every table on Databricks (governed storage access), are read through Spark."""
+def python_files(spark, cfg: JobConfig, contract: TableContract) -> bool:
+    """Whether Python workers may read and write the table's Parquet data files themselves (pyarrow,
+    runtime/datafiles.py), instead of passing every row through the JVM: a local lakehouse table without
+    deletion vectors or column mapping, so that a version's data files hold exactly its rows under their
+    logical column names. Catalog and remote tables, and every table on Databricks (governed storage
+    access), are read and written through Spark."""
     if cfg.catalog is not None or not cfg.home.startswith("/") or os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         return False
     detail = spark.sql(f"DESCRIBE DETAIL {ensure_table(spark, cfg, contract)}").first()
@@ -245,6 +246,25 @@ def replace_where(df, cfg: JobConfig, contract: TableContract, condition: str) -
 
 def append(df, cfg: JobConfig, contract: TableContract) -> int:
     return _commit(df, cfg, contract, lambda writer: writer.append(), "append")
+
+
+def write_spec(spark, cfg: JobConfig, contract: TableContract):
+    """How Python workers write the table's data files (only for tables python_files() accepts)."""
+    from jobs.runtime.datafiles import write_spec as spec
+
+    return spec(spark, table_location(cfg, contract.layer, contract.name), contract)
+
+
+def replace_with_files(spark, cfg: JobConfig, contract: TableContract, spec, adds: list[str], column: str,
+                       values) -> int:
+    """Atomically replace the rows whose `column` is in `values` with the data files the workers wrote
+    (`adds`: their Delta add actions, runtime/datafiles.py); returns the table version that holds them."""
+    from jobs.runtime.datafiles import commit
+
+    validate_identifier(column, "column name")
+    version = with_conflict_retry(lambda: commit(spark, spec, adds, column, sorted(set(values))),
+                                  f"write {contract.fullname}")
+    return latest_version(spark, ensure_table(spark, cfg, contract)) if version is None else version
 
 
 def _commit(df, cfg: JobConfig, contract: TableContract, write: Callable, verb: str) -> int:

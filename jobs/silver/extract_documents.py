@@ -72,7 +72,7 @@ def transform_files(files: DataFrame, cfg: Config) -> DataFrame:
     """Bronze data files (rows of local `path` and its `crawl`) -> documents, one per HTML response. The
     Python workers read the Parquet files themselves, so the pages skip the JVM->Python copy of
     `transform` (on 1.1 GB of real HTML the JVM's share of extract fell from ~17 to 4-8 CPU-seconds,
-    bench/throughput.py). Only for tables tables.python_readable() accepts."""
+    bench/throughput.py). Only for tables tables.python_files() accepts."""
     extract = _extractor(cfg)
     stored = [c for c in RECORD_COLUMNS if c not in bronze.WARC_RECORDS.partition_by] + ["is_html"]
     fields = {f.name: f for f in bronze.WARC_RECORDS.schema.fields}
@@ -107,7 +107,7 @@ def run(spark: SparkSession, cfg: Config) -> dict:
                  .agg(F.count(F.lit(1)).alias("responses"), F.count_if(F.col("is_html")).alias("html")).collect())
         crawls = sorted(cfg.crawls) if cfg.crawls else sorted({f.crawl for f in files})
         responses, html = sum(f.responses for f in files), sum(f.html for f in files)
-        if tables.python_readable(spark, cfg, bronze.WARC_RECORDS):
+        if tables.python_files(spark, cfg, bronze.WARC_RECORDS):
             todo = [(tables.local_path(f.path), f.crawl) for f in files if f.html]
             documents = transform_files(one_task_each(spark, todo, "path string, crawl string"), cfg)
         else:
