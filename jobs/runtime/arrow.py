@@ -40,14 +40,10 @@ def batches(rows: Iterable[dict], schema, max_rows: int = 256, max_bytes: int = 
 
 def read_parquet(path: str, schema, batch_rows: int) -> Iterator:
     """The columns of the Arrow `schema` from one local Parquet data file, cast to it, `batch_rows` rows at
-    a time (Spark writes timestamps as INT96, which pyarrow reads as naive nanoseconds in UTC).
-
-    Single-threaded: each Python worker is one of Spark's task slots already. pyarrow's thread pool (one
-    thread per core) made reading one bronze file of 990 real pages cost 0.72 s instead of 0.18 (files
-    from runtime/datafiles.py; 0.26 vs 0.22 on Spark-written ones)."""
+    a time (Spark writes timestamps as INT96, which pyarrow reads as naive nanoseconds in UTC)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=schema.names, use_threads=False):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=schema.names):
         yield pa.RecordBatch.from_arrays(
             [batch.column(f.name).cast(f.type) for f in schema], schema=schema)
