@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -27,7 +28,10 @@ _CONFLICTS = (
     "MetadataChangedException", "ProtocolChangedException", "ConcurrentTransactionException",
     "DELTA_CONCURRENT", "DELTA_METADATA_CHANGED", "DELTA_PROTOCOL_CHANGED",
     "TABLE_OR_VIEW_ALREADY_EXISTS", "DELTA_TABLE_ALREADY_EXISTS", "FileAlreadyExistsException",
+    # another job is creating the same new table: its folder exists before its first commit does
+    "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",
 )
+_REGISTERING = threading.Lock()   # jobs in threads of one process share its session catalog
 
 
 def schema_name(cfg: JobConfig, layer: str) -> str:
@@ -73,6 +77,11 @@ def with_conflict_retry(action: Callable[[], T], what: str, attempts: int = 6) -
 
 def _register(spark, cfg: JobConfig, layer: str, name: str, ddl: str = "USING delta") -> None:
     """Point <layer>.<name> at its folder in this session (replacing a registration of another home)."""
+    with _REGISTERING:
+        _register_unlocked(spark, cfg, layer, name, ddl)
+
+
+def _register_unlocked(spark, cfg: JobConfig, layer: str, name: str, ddl: str) -> None:
     qualified = f"{schema_name(cfg, layer)}.`{name}`"
     location = table_location(cfg, layer, name)
     key = f"{_LOCATION_KEY}{cfg.schema_prefix}{layer}.{name}"
