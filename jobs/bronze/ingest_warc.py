@@ -42,7 +42,7 @@ OUTCOMES = StructType(
 )
 SIDE_COLUMNS = ("kind", "source_file", "source_offset", "record_id", "error_class", "message",
                 *[f"n_{k}" for k in COUNT_KEYS])
-WRITE_BATCH_BYTES = 32 << 20   # pages per Parquet row group when the workers write bronze's files themselves
+WRITE_BATCH_BYTES = 32 << 20   # bytes of pages per Parquet row group when the workers write bronze's files
 
 
 @dataclass(frozen=True, kw_only=True)
