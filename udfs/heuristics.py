@@ -187,10 +187,14 @@ def heuristics_columns(texts, urls) -> dict[str, np.ndarray | list]:
     lines = T.lines(arr)
     words, line_words = T.words_by_line(lines)
     n_words = words.counts
-    word_len = _ints(pc.utf8_length(words.values))
-    alpha = _flags(pc.match_substring_regex(words.values, r"\pL"))
-    stop = _flags(pc.is_in(pc.utf8_lower(words.values), value_set=_STOP_WORDS))
-    word_ids = _ints(pc.dictionary_encode(words.values).indices) if len(words.values) else np.zeros(0, np.int64)
+    # Length, letters and stop-word-ness depend on the word alone: computed once per distinct word of the
+    # batch (~1 in 10 on real pages) and spread back by id. All heuristics of the 990 real pages: 0.88 -> 0.72 CPU-s, same values.
+    encoded = pc.dictionary_encode(words.values)
+    word_ids = _ints(encoded.indices) if len(words.values) else np.zeros(0, np.int64)
+    vocab = encoded.dictionary
+    word_len = _ints(pc.utf8_length(vocab))[word_ids]
+    alpha = _flags(pc.match_substring_regex(vocab, r"\pL"))[word_ids]
+    stop = _flags(pc.is_in(pc.utf8_lower(vocab), value_set=_STOP_WORDS))[word_ids]
     ngram = _ngram_fracs(word_ids, word_len, words.offsets)
 
     n_lines = lines.counts
