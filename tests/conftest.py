@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# `make test` runs two pytest workers on a 2-core machine: torch's and BLAS's default of one thread per core
+# then means two threads per core, and OpenMP's spin-waiting made the torch tests 8-15x slower than alone
+# (test_proxy's memorisation test: 9.9 s alone, 82 s beside the other worker). One thread each, children too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,7 @@ def test_model_trained_on_a_task_scores_it_perfectly(tmp_path):
     text = "\n".join(evaluate.answered(it, "mc") for it in items)
     stream = lm.encode_documents([text] * 200)
     spec = trainer.TrainSpec(model=lm.ModelConfig(d_model=64, n_layers=2, n_heads=4, context=64), tokens=250_000,
-                             batch=16, lr=3e-3, device="cpu", eval_points=2, threads=2)
+                             batch=16, lr=3e-3, device="cpu", eval_points=2, threads=1)
     model, history = trainer.train(spec, stream, [text])
     task = evaluate.Task("x", "mc", 0, 1 / 3)
     scores = evaluate.score_task(model, items, task, "cpu")
@@ -98,7 +98,7 @@ def test_model_trained_on_a_task_scores_it_perfectly(tmp_path):
 def test_training_is_deterministic_on_cpu():
     stream = lm.encode_documents(["The quick brown fox jumps over the lazy dog. " * 40] * 20)
     spec = trainer.TrainSpec(model=lm.ModelConfig(d_model=32, n_layers=2, n_heads=2, context=32), tokens=40_000,
-                             batch=8, lr=3e-3, seed=5, device="cpu", eval_points=3, threads=2)
+                             batch=8, lr=3e-3, seed=5, device="cpu", eval_points=3, threads=1)
     runs = [trainer.train(spec, stream, ["The lazy dog."])[1] for _ in range(2)]
     assert runs[0].loss[-1] == pytest.approx(runs[1].loss[-1], abs=1e-6)
     assert runs[0].eval_bpb == pytest.approx(runs[1].eval_bpb, abs=1e-6)

@@ -188,7 +188,8 @@ def heuristics_columns(texts, urls) -> dict[str, np.ndarray | list]:
     words, line_words = T.words_by_line(lines)
     n_words = words.counts
     # Length, letters and stop-word-ness depend on the word alone: computed once per distinct word of the
-    # batch (~1 in 10 on real pages) and spread back by id. All heuristics of the 990 real pages: 0.88 -> 0.72 CPU-s, same values.
+    # batch (~1 in 10 on real pages) and spread back by id. All heuristics of the 990 real pages:
+    # 0.88 -> 0.72 CPU-s, same values.
     encoded = pc.dictionary_encode(words.values)
     word_ids = _ints(encoded.indices) if len(words.values) else np.zeros(0, np.int64)
     vocab = encoded.dictionary
