@@ -94,10 +94,13 @@ def test_demo_then_sql_from_new_processes(demo, spark, capsys):
     assert "2 parquet shards" in exported and (Path(home) / "cli-export" / "manifest.json").exists()
 
 
-def test_bad_sql_is_a_clear_error(home):
-    proc = run_cli("sql", "SELECT nope FROM silver.missing_table", home=home)
-    assert proc.returncode == 1
-    assert "TABLE_OR_VIEW_NOT_FOUND" in proc.stderr and "Traceback" not in proc.stderr
+def test_bad_sql_is_a_clear_error(home, capsys):
+    from jobs.cli import main
+
+    capsys.readouterr()
+    assert main(["sql", "SELECT nope FROM silver.missing_table", "--home", home]) == 1
+    err = capsys.readouterr().err
+    assert "TABLE_OR_VIEW_NOT_FOUND" in err and "Traceback" not in err
 
 
 def _json_rows(proc: subprocess.CompletedProcess) -> list[dict]:
@@ -106,7 +109,7 @@ def _json_rows(proc: subprocess.CompletedProcess) -> list[dict]:
 
 def test_views_answer_common_questions(demo, spark, capsys):
     home, _ = demo
-    listed = ok(run_cli("views", home=home)).stdout
+    listed = in_process(capsys, "views", "--home", home)
     for view in ("gold.v_recipe_funnel", "silver.v_signal_distributions", "silver.v_quality_distributions",
                  "silver.v_duplicate_cluster_sizes"):
         assert view in listed and f"{view} (not created" not in listed
