@@ -142,3 +142,104 @@ def test_two_ingests_of_one_file_at_once_leave_it_once(spark, home, tmp_path, cr
     assert not errors, [str(e)[:2000] for e in errors]
     n = spark.sql("SELECT count(*) AS n, count(DISTINCT record_id) AS ids FROM bronze.warc_records").first()
     assert n.n == n.ids == max(r["responses"] for r in results) > 0
+
+
+def _silver_adds(home: str, table: str) -> list[dict]:
+    adds = []
+    for path in sorted(glob.glob(f"{home}/silver/{table}/_delta_log/*.json")):
+        adds += [json.loads(line)["add"] for line in open(path, encoding="utf-8") if '"add"' in line]
+    return adds
+
+
+def test_silver_tables_written_by_the_workers_equal_spark_writes(spark, tmp_path, crawl):
+    """extract and heuristics on a local lakehouse: the workers write silver's data files (pyarrow's
+    Parquet); with deletion vectors on the silver tables Spark writes them. Equal tables and counts after
+    a full run, after a run over one crawl (the other crawls' rows kept) and after a run over every crawl.
+    Switching homes registers the tables again: the ones whose properties were altered keep them."""
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+
+    from jobs.silver import compute_heuristics, extract_documents
+    from schemas import silver
+
+    def jobs(home: str, crawls=()) -> tuple[dict, dict]:
+        docs = extract_documents.run(spark, extract_documents.Config(home=home, crawls=crawls))
+        signals = compute_heuristics.run(spark, compute_heuristics.Config(home=home, crawls=crawls))
+        return ({k: v for k, v in docs.items() if k != "run_id"}, {k: v for k, v in signals.items() if k != "run_id"})
+
+    def silver_of(home: str) -> tuple:
+        tables.register_lakehouse(spark, JobConfig(home=home))
+        return checksum(spark.table("silver.documents")), checksum(spark.table("silver.signals_heuristic"))
+
+    by_workers, by_spark = str(tmp_path / "w"), str(tmp_path / "s")
+    for home in (by_workers, by_spark):
+        ingest(spark, home, *crawl)
+    for contract in (silver.DOCUMENTS, silver.SIGNALS_HEURISTIC):
+        name = tables.ensure_table(spark, JobConfig(home=by_spark), contract)
+        spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+        assert not tables.python_files(spark, JobConfig(home=by_spark), contract)
+    expected, spark_silver = jobs(by_spark), silver_of(by_spark)
+
+    got = jobs(by_workers)
+    assert got == expected and got[0]["rows_out_documents"] == got[1]["rows_out_signals"] > 150
+    assert got[0]["rows_out_with_text"] + got[0]["rows_out_no_main_text"] + got[0]["rows_out_extract_errors"] == \
+        got[0]["rows_out_documents"] and got[0]["rows_out_with_text"] > 0 and got[0]["rows_out_no_main_text"] > 0
+    assert silver_of(by_workers) == spark_silver and spark_silver[0][0] == got[0]["rows_out_documents"]
+    docs_adds, signal_adds = _silver_adds(by_workers, "documents"), _silver_adds(by_workers, "signals_heuristic")
+    files = [f"{by_workers}/silver/documents/{a['path']}" for a in docs_adds]
+    files += [f"{by_workers}/silver/signals_heuristic/{a['path']}" for a in signal_adds]
+    assert files and all(pq.ParquetFile(f).metadata.created_by.startswith("parquet-cpp-arrow") for f in files)
+    assert {a["partitionValues"]["crawl"] for a in signal_adds} == set(got[0]["crawls"]) >= {"CC-MAIN-2099-01"}
+    # statistics Delta skips on: the documents' stats columns (not the text); the signals' doc_id only
+    assert {k for a in signal_adds for k in json.loads(a["stats"])["minValues"]} == {"doc_id"}
+    assert not {"text", "title"} & {k for a in docs_adds for k in json.loads(a["stats"])["minValues"]}
+    one = spark.table("silver.documents").agg(F.max("doc_id")).first()[0]
+    assert len(spark.table("silver.documents").where(F.col("doc_id") == one).inputFiles()) == 1
+
+    # one crawl: a file ingested again under a new crawl id, and only that crawl extracted
+    for home in (by_spark, by_workers):
+        ingest(spark, home, crawl[1], force=True, crawl="CC-MAIN-2099-02")
+        assert jobs(home, crawls=("CC-MAIN-2099-02",))[1]["rows_out_signals"] > 0
+    assert silver_of(by_workers) == silver_of(by_spark)
+    kept = spark.table("silver.documents").where("crawl = 'CC-MAIN-2099-01'").count()
+    assert kept == spark.table("silver.signals_heuristic").where("crawl = 'CC-MAIN-2099-01'").count() > 0
+    # every crawl: heuristics replaces the whole table
+    for home in (by_spark, by_workers):
+        assert jobs(home)[1]["rows_out_signals"] == spark_silver[0][0] + kept
+    assert silver_of(by_workers) == silver_of(by_spark)
+
+
+def test_file_writer_gathers_batches_into_row_groups(tmp_path, monkeypatch):
+    """Small batches (extract and heuristics make 256 rows at a time) go into row groups of about
+    ROW_GROUP_BYTES, and the statistics still count and bound every row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs.runtime import datafiles
+
+    schema = pa.schema([("doc_id", pa.string(), False), ("n", pa.int64())])
+    spec = datafiles.WriteSpec(location=str(tmp_path), columns=("doc_id", "n"), schema=schema,
+                               partition_by=("crawl",), stats_columns=("doc_id", "n"), compression="zstd",
+                               compression_level=None, no_dictionary=(), no_statistics=())
+
+    def write(batches: int) -> list[dict]:
+        writer = datafiles.FileWriter(spec)
+        for b in range(batches):
+            ids = [f"id-{b:03d}-{i:03d}" for i in range(100)]
+            writer.write(pa.RecordBatch.from_pydict(
+                {"doc_id": ids, "n": list(range(b * 100, b * 100 + 100)), "crawl": ["C"] * 100}))
+        return [json.loads(a)["add"] for a in writer.close()]
+
+    adds = write(10)
+    assert len(adds) == 1 and adds[0]["partitionValues"] == {"crawl": "C"}
+    meta = pq.ParquetFile(tmp_path / adds[0]["path"]).metadata
+    assert (meta.num_row_groups, meta.num_rows) == (1, 1000)
+    stats = json.loads(adds[0]["stats"])
+    assert stats["numRecords"] == 1000 and stats["minValues"] == {"doc_id": "id-000-000", "n": 0}
+    assert stats["maxValues"] == {"doc_id": "id-009-099", "n": 999}
+
+    monkeypatch.setattr(datafiles, "ROW_GROUP_BYTES", 2500)     # about two batches
+    adds = write(5)
+    meta = pq.ParquetFile(tmp_path / adds[0]["path"]).metadata
+    assert meta.num_rows == 500 and 2 <= meta.num_row_groups < 5
+    assert pq.read_table(tmp_path / adds[0]["path"]).column("n").to_pylist() == list(range(500))

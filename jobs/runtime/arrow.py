@@ -47,3 +47,15 @@ def read_parquet(path: str, schema, batch_rows: int) -> Iterator:
     for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=schema.names):
         yield pa.RecordBatch.from_arrays(
             [batch.column(f.name).cast(f.type) for f in schema], schema=schema)
+
+
+def read_data_files(batches: Iterable, schema, batch_rows: int, partition: str = "crawl") -> Iterator:
+    """mapInArrow side of a job whose workers read a table's data files: for each (path, partition value)
+    row of `batches` (from tables.file_counts), that file's rows in the columns of `schema`, `batch_rows` at a
+    time, with the partition column appended (a string, as the file's folder names it)."""
+    import pyarrow as pa
+
+    for batch in batches:
+        for path, value in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+            for rows in read_parquet(path, schema, batch_rows):
+                yield rows.append_column(partition, pa.array([value] * rows.num_rows, pa.string()))

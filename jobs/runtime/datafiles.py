@@ -13,11 +13,12 @@ Re-run  files of an attempt that never committed (a failed task, a killed job) a
         are left to VACUUM; a commit replaces the rows it names, so committing the same input again
         leaves it once.
 
-Why: bronze's rows are mostly page bytes. Sent to the JVM to be written, every page is copied from Arrow
-into Spark rows, into Parquet pages and compressed there; written by the worker that read it, it is
-compressed once. Ingesting 8 x 28 MB of real pages (bench/throughput.py data, warm): the whole job took
-24.7 CPU-s with Spark's writer and 18-20 with this module (reading and writing alone: 10-13), the same
-bytes on disk.
+Why: bronze's rows are mostly page bytes, silver's mostly text. Sent to the JVM to be written, every row
+is copied from Arrow into Spark rows, into Parquet pages and compressed there; written by the worker
+that made it, it is compressed once. Ingesting 8 x 28 MB of real pages (bench/throughput.py data,
+warm): the whole job took 24.7 CPU-s with Spark's writer and 18-20 with this module (reading and writing
+alone: 10-13), the same bytes on disk. On the benchmark's 906 MB (warm passes): extract's JVM 16-17 ->
+5-7 CPU-s and 65-70 -> 56-58 s, heuristics' JVM 8-11 -> 5 CPU-s.
 
 Files hold the contract's non-partition columns under their own names (no column mapping), in
 `<partition column>=<value>/` folders like Spark's. Statistics follow the Delta protocol's per-file
@@ -38,6 +39,7 @@ from schemas.contract import TableContract
 
 STRING_PREFIX = 32            # characters of a string statistic, as Delta's own writer keeps
 DEFAULT_STATS_COLUMNS = 32    # Delta's delta.dataSkippingNumIndexedCols default
+ROW_GROUP_BYTES = 16 << 20    # rows are gathered up to this many bytes per Parquet row group
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -69,6 +71,8 @@ def write_spec(spark, location: str, contract: TableContract) -> WriteSpec:
     stored = tuple(c for c in contract.column_names if c not in contract.partition_by)
     listed = props.get("delta.dataSkippingStatsColumns")
     stats = tuple(c.strip() for c in listed.split(",")) if listed else stored[:DEFAULT_STATS_COLUMNS]
+    # Nested columns get no statistics (Delta's writer keeps their leaves'): files are never skipped on them.
+    nested = {c.name for c in contract.columns if types[c.name].startswith(("struct<", "array<", "map<"))}
     codec = (spark.conf.get("spark.sql.parquet.compression.codec", "snappy") or "snappy").lower()
     level = props.get(f"parquet.compression.codec.{codec}.level")
 
@@ -77,7 +81,7 @@ def write_spec(spark, location: str, contract: TableContract) -> WriteSpec:
 
     schema = arrow_schema(StructType([f for f in contract.schema.fields if f.name in stored]))
     return WriteSpec(location=location, columns=stored, schema=schema, partition_by=tuple(contract.partition_by),
-                     stats_columns=tuple(c for c in stats if c in stored), compression=codec,
+                     stats_columns=tuple(c for c in stats if c in stored and c not in nested), compression=codec,
                      compression_level=int(level) if level else None,
                      no_dictionary=off("parquet.enable.dictionary"),
                      no_statistics=off("parquet.column.statistics.enabled"))
@@ -154,12 +158,14 @@ def _stat(value, upper: bool):
 
 class FileWriter:
     """Writes batches of a table's rows (stored and partition columns) into one Parquet data file per
-    partition value; close() returns the files as Delta `add` actions (JSON text, one per file)."""
+    partition value, in row groups of about ROW_GROUP_BYTES; close() returns the files as Delta `add`
+    actions (JSON text, one per file)."""
 
     def __init__(self, spec: WriteSpec):
         self.spec = spec
         self.schema = spec.schema
         self._open: dict[tuple, tuple] = {}              # partition values -> (writer, relative path, stats)
+        self._pending: dict[tuple, list] = {}            # partition values -> batches not yet written
 
     def write(self, batch) -> None:
         import pyarrow as pa
@@ -186,9 +192,22 @@ class FileWriter:
         for field in self.schema:
             if not field.nullable and stored.column(field.name).null_count:
                 raise ValueError(f"NULL in non-nullable column {field.name}")
+        pending = self._pending.setdefault(values, [])
+        pending.append(stored)
+        if sum(b.nbytes for b in pending) >= ROW_GROUP_BYTES:
+            self._flush(values)
+
+    def _flush(self, values: tuple) -> None:
+        import pyarrow as pa
+
+        pending = self._pending.pop(values, [])
+        if not pending:
+            return
         writer, _, stats = self._writer(values)
-        writer.write_batch(stored)
-        stats.add(stored)
+        table = pa.Table.from_batches(pending, schema=self.schema)
+        writer.write_table(table, row_group_size=table.num_rows)
+        for batch in pending:
+            stats.add(batch)
 
     def _writer(self, values: tuple):
         import pyarrow.parquet as pq
@@ -209,6 +228,8 @@ class FileWriter:
 
     def close(self) -> list[str]:
         """Close every file; their `add` actions (file paths URI-encoded relative to the table)."""
+        for values in list(self._pending):
+            self._flush(values)
         adds = []
         for values, (writer, rel, stats) in self._open.items():
             writer.close()
@@ -223,10 +244,10 @@ class FileWriter:
 
 # ------------------------------------------------------------------------------------- the commit
 
-def commit(spark, spec: WriteSpec, adds: list[str], column: str, values: list[str]) -> int | None:
+def commit(spark, spec: WriteSpec, adds: list[str], column: str, values: list[str] | None) -> int | None:
     """Commit the data files `adds` (from FileWriter.close) to the table at spec.location, replacing its
-    rows whose `column` is one of `values`, atomically (as replaceWhere does). Returns the version
-    committed, None when there was nothing to add or remove.
+    rows whose `column` is one of `values` (every row when `values` is None), atomically (as replaceWhere
+    does). Returns the version committed, None when there was nothing to add or remove.
 
     The transaction reads the files that may hold such rows (Delta's data skipping on the statistics), so
     a concurrent commit adding rows there is a conflict (tables.with_conflict_retry runs this again). A
@@ -238,16 +259,21 @@ def commit(spark, spec: WriteSpec, adds: list[str], column: str, values: list[st
     from jobs.runtime.tables import in_list
 
     jvm = spark._jvm
-    condition = in_list(column, values)
+    condition = "true" if values is None else in_list(column, values)
     txn = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, spec.location).startTransaction()
     predicate = (spark.read.format("delta").load(spec.location).where(condition)
                  ._jdf.queryExecution().analyzed().condition())
     candidates = txn.filterFiles(_seq(jvm, [predicate]), False)
-    wanted = pa.array(sorted(set(values)), pa.string())
+    wanted = pa.array(sorted(set(values or ())), pa.string())
     rewriter = FileWriter(spec)
     actions = []
     for i in range(candidates.size()):
         found = candidates.apply(i)
+        parts = dict(jvm.scala.jdk.javaapi.CollectionConverters.asJava(found.partitionValues()))
+        if values is None or column in spec.partition_by:     # the file's rows are all replaced, or none
+            if values is None or parts.get(column) in values:
+                actions.append(found.remove())
+            continue
         local = os.path.join(spec.location, unquote(found.path()))
         replaced = pc.is_in(pq.read_table(local, columns=[column]).column(column), value_set=wanted)
         hits = pc.sum(replaced.cast(pa.int64())).as_py() or 0
@@ -255,7 +281,6 @@ def commit(spark, spec: WriteSpec, adds: list[str], column: str, values: list[st
             continue
         actions.append(found.remove())
         if hits < len(replaced):                 # other rows share the file: keep them in a new one
-            parts = dict(jvm.scala.jdk.javaapi.CollectionConverters.asJava(found.partitionValues()))
             for batch in pq.ParquetFile(local).iter_batches(batch_size=1024, columns=list(spec.columns)):
                 kept = batch.filter(pc.invert(pc.is_in(batch.column(column), value_set=wanted)))
                 for c in spec.partition_by:
@@ -270,6 +295,43 @@ def commit(spark, spec: WriteSpec, adds: list[str], column: str, values: list[st
         jvm.scala.Option.apply(_seq(jvm, list(spec.partition_by))),
         jvm.scala.Option.apply(condition), jvm.scala.Option.apply(None))
     return int(txn.commit(_seq(jvm, actions), op))
+
+
+# ------------------------------------------------------------------------- jobs whose workers write
+
+def written_schema():
+    """Spark schema of what each task that writes data files returns: their add actions, and its counts."""
+    from pyspark.sql.types import ArrayType, LongType, MapType, StringType, StructField, StructType
+
+    return StructType([StructField("adds", ArrayType(StringType(), False), False),
+                       StructField("counts", MapType(StringType(), LongType(), False), False)])
+
+
+def write_task(spec: WriteSpec, batches, count=lambda batch: {"rows": batch.num_rows}):
+    """Worker side (a mapInArrow function's body): write one task's batches of rows into the table's data
+    files; yields one written_schema() row with the files' add actions and the sums of count(batch)."""
+    import pyarrow as pa
+
+    from jobs.runtime.arrow import arrow_schema
+
+    writer, totals = FileWriter(spec), {}
+    for batch in batches:
+        for key, n in count(batch).items():
+            totals[key] = totals.get(key, 0) + int(n)
+        writer.write(batch)
+    yield pa.RecordBatch.from_pydict({"adds": [writer.close()], "counts": [list(totals.items())]},
+                                     schema=arrow_schema(written_schema()))
+
+
+def collect_written(written) -> tuple[list[str], dict[str, int]]:
+    """Driver side: run the tasks of `written` (a DataFrame of write_task rows); every file's add action and
+    the counts summed over tasks."""
+    adds, totals = [], {}
+    for row in written.collect():
+        adds += row.adds
+        for key, n in row.counts.items():
+            totals[key] = totals.get(key, 0) + n
+    return adds, totals
 
 
 def _seq(jvm, items: list):

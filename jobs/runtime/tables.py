@@ -91,10 +91,17 @@ def _register_unlocked(spark, cfg: JobConfig, layer: str, name: str, ddl: str) -
     if spark.conf.get(key, None) not in (None, location):
         spark.sql(f"DROP TABLE IF EXISTS {qualified}")   # external table: drops the name, never the data
     escaped = location.replace("'", "\\'")
-    with_conflict_retry(
-        lambda: spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} {ddl} LOCATION '{escaped}'"),
-        f"create {layer}.{name}",
-    )
+
+    def create() -> None:
+        try:
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} {ddl} LOCATION '{escaped}'")
+        except Exception as exc:
+            # The table exists with properties set since (ALTER TABLE ... SET TBLPROPERTIES): they stand.
+            if "DELTA_CREATE_TABLE_WITH_DIFFERENT_PROPERTY" not in str(exc):
+                raise
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} USING delta LOCATION '{escaped}'")
+
+    with_conflict_retry(create, f"create {layer}.{name}")
     spark.conf.set(key, location)
 
 
@@ -216,6 +223,15 @@ def python_files(spark, cfg: JobConfig, contract: TableContract) -> bool:
     return not features & {"deletionVectors", "columnMapping"} and mapping == "none"
 
 
+def file_counts(df, **counts) -> list:
+    """The data files holding the rows of `df` (a read of a table), one Row each: `path` (a URI), `crawl`,
+    and the aggregates `counts` (name=Column) over its rows. Reads small columns only, never the pages."""
+    from pyspark.sql import functions as F
+
+    return (df.groupBy(F.col("_metadata.file_path").alias("path"), "crawl")
+            .agg(*[agg.alias(name) for name, agg in counts.items()]).collect())
+
+
 def local_path(uri: str) -> str:
     """A file: URI (Spark's _metadata.file_path) as a local path."""
     from urllib.parse import urlsplit
@@ -266,13 +282,14 @@ def write_spec(spark, cfg: JobConfig, contract: TableContract):
 
 def replace_with_files(spark, cfg: JobConfig, contract: TableContract, spec, adds: list[str], column: str,
                        values) -> int:
-    """Atomically replace the rows whose `column` is in `values` with the data files the workers wrote
-    (`adds`: their Delta add actions, runtime/datafiles.py); returns the table version that holds them."""
+    """Atomically replace the rows whose `column` is in `values` (every row when `values` is None) with the
+    data files the workers wrote (`adds`: their Delta add actions, runtime/datafiles.py); returns the table
+    version that holds them."""
     from jobs.runtime.datafiles import commit
 
     validate_identifier(column, "column name")
-    version = with_conflict_retry(lambda: commit(spark, spec, adds, column, sorted(set(values))),
-                                  f"write {contract.fullname}")
+    wanted = None if values is None else sorted(set(values))
+    version = with_conflict_retry(lambda: commit(spark, spec, adds, column, wanted), f"write {contract.fullname}")
     return latest_version(spark, ensure_table(spark, cfg, contract)) if version is None else version
 
 

@@ -5,6 +5,8 @@ Writes  silver.documents        (replaces those crawls' partitions in one commit
 Re-run  idempotent per crawl: the same bronze version and config give the same rows.
 Non-HTML responses are counted, not stored. A page that cannot be extracted is still a document, with
 empty text and its extract_error: silver never drops a document.
+On a local lakehouse the workers read bronze's data files and write silver's themselves, and the driver
+commits them (runtime/datafiles.py): neither the pages nor the texts pass through the JVM.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pyspark.sql.types import StructType
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
+from jobs.runtime.datafiles import WriteSpec, collect_written, written_schema
 from jobs.runtime.spark import one_task_each
 from jobs.runtime.tracking import job_run
 from schemas import bronze, silver
@@ -68,31 +71,49 @@ def transform(records: DataFrame, cfg: Config) -> DataFrame:
     return records.where(F.col("is_html")).select(*RECORD_COLUMNS).mapInArrow(_extractor(cfg), silver.DOCUMENTS.schema)
 
 
-def transform_files(files: DataFrame, cfg: Config) -> DataFrame:
+def transform_files(files: DataFrame, cfg: Config, write: WriteSpec | None = None) -> DataFrame:
     """Bronze data files (rows of local `path` and its `crawl`) -> documents, one per HTML response. The
     Python workers read the Parquet files themselves, so the pages skip the JVM->Python copy of
     `transform` (on 1.1 GB of real HTML the JVM's share of extract fell from ~17 to 4-8 CPU-seconds,
-    bench/throughput.py). Only for tables tables.python_files() accepts."""
+    bench/throughput.py). With a WriteSpec the workers also write silver.documents' data files, and each
+    task returns one row of datafiles.written_schema() instead of its documents. Only for tables
+    tables.python_files() accepts."""
     extract = _extractor(cfg)
     stored = [c for c in RECORD_COLUMNS if c not in bronze.WARC_RECORDS.partition_by] + ["is_html"]
     fields = {f.name: f for f in bronze.WARC_RECORDS.schema.fields}
 
-    def read(batches):
-        import pyarrow as pa
+    def documents(batches):
         import pyarrow.compute as pc
 
-        from jobs.runtime.arrow import arrow_schema, read_parquet
+        from jobs.runtime.arrow import arrow_schema, read_data_files
 
         schema = arrow_schema(StructType([fields[c] for c in stored]))
-        for batch in batches:
-            for path, crawl in zip(batch.column("path").to_pylist(), batch.column("crawl").to_pylist()):
-                for records in read_parquet(path, schema, BATCH_ROWS):
-                    is_html = records.column("is_html")
-                    html = records if pc.all(is_html).as_py() else records.filter(is_html)   # no copy when all are
-                    if html.num_rows:
-                        yield html.append_column("crawl", pa.array([crawl] * html.num_rows, pa.string()))
+        for records in read_data_files(batches, schema, BATCH_ROWS):
+            html = records if pc.all(records.column("is_html")).as_py() else records.filter(records.column("is_html"))
+            if html.num_rows:
+                yield html.drop_columns(["is_html"])
 
-    return files.mapInArrow(lambda batches: extract(read(batches)), silver.DOCUMENTS.schema)
+    if write is None:
+        return files.mapInArrow(lambda batches: extract(documents(batches)), silver.DOCUMENTS.schema)
+
+    def extract_and_write(batches):
+        from jobs.runtime.datafiles import write_task
+
+        yield from write_task(write, extract(documents(batches)), outcome_counts)
+
+    return files.mapInArrow(extract_and_write, written_schema())
+
+
+def outcome_counts(docs) -> dict[str, int]:
+    """Documents of a batch by outcome: with text, without main text, extraction failed."""
+    import pyarrow.compute as pc
+
+    failed = pc.is_valid(docs.column("extract_error"))
+    empty = pc.equal(docs.column("char_count"), 0)
+    n_failed = pc.sum(failed.cast("int64")).as_py() or 0
+    n_empty = pc.sum(pc.and_(pc.invert(failed), empty).cast("int64")).as_py() or 0
+    return {"documents": docs.num_rows, "with_text": docs.num_rows - n_failed - n_empty,
+            "no_main_text": n_empty, "extract_errors": n_failed}
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:
@@ -102,31 +123,31 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         records = tables.read_table(spark, cfg, bronze.WARC_RECORDS, version)
         if cfg.crawls:
             records = records.where(F.col("crawl").isin(sorted(cfg.crawls)))
-        # The data files to read, with their crawl and counts in (from two small columns, not the pages).
-        files = (records.groupBy(F.col("_metadata.file_path").alias("path"), "crawl")
-                 .agg(F.count(F.lit(1)).alias("responses"), F.count_if(F.col("is_html")).alias("html")).collect())
+        files = tables.file_counts(records, responses=F.count(F.lit(1)), html=F.count_if(F.col("is_html")))
         crawls = sorted(cfg.crawls) if cfg.crawls else sorted({f.crawl for f in files})
         responses, html = sum(f.responses for f in files), sum(f.html for f in files)
-        if tables.python_files(spark, cfg, bronze.WARC_RECORDS):
-            todo = [(tables.local_path(f.path), f.crawl) for f in files if f.html]
-            documents = transform_files(one_task_each(spark, todo, "path string, crawl string"), cfg)
+        if tables.python_files(spark, cfg, bronze.WARC_RECORDS) and tables.python_files(spark, cfg, silver.DOCUMENTS):
+            todo = one_task_each(spark, [(tables.local_path(f.path), f.crawl) for f in files if f.html],
+                                 "path string, crawl string")
+            spec = tables.write_spec(spark, cfg, silver.DOCUMENTS)
+            adds, d = collect_written(transform_files(todo, cfg, spec))
+            written = tables.replace_with_files(spark, cfg, silver.DOCUMENTS, spec, adds, "crawl", crawls)
         else:
-            documents = transform(records, cfg)
-        # Counts out are observed during the one write, not recomputed afterwards.
-        seen_out = Observation("documents")
-        documents = documents.observe(
-            seen_out, F.count(F.lit(1)).alias("documents"),
-            F.count_if(F.col("extract_error").isNull() & (F.col("char_count") > 0)).alias("with_text"),
-            F.count_if(F.col("extract_error").isNull() & (F.col("char_count") == 0)).alias("no_main_text"),
-            F.count_if(F.col("extract_error").isNotNull()).alias("extract_errors"))
-        written = tables.replace_where(documents, cfg, silver.DOCUMENTS, tables.in_list("crawl", crawls))
+            # Counts out are observed during the one write, not recomputed afterwards.
+            seen_out = Observation("documents")
+            documents = transform(records, cfg).observe(
+                seen_out, F.count(F.lit(1)).alias("documents"),
+                F.count_if(F.col("extract_error").isNull() & (F.col("char_count") > 0)).alias("with_text"),
+                F.count_if(F.col("extract_error").isNull() & (F.col("char_count") == 0)).alias("no_main_text"),
+                F.count_if(F.col("extract_error").isNotNull()).alias("extract_errors"))
+            written = tables.replace_where(documents, cfg, silver.DOCUMENTS, tables.in_list("crawl", crawls))
+            d = seen_out.get
         tracked.table_written(silver.DOCUMENTS.fullname, written)
-        d = seen_out.get
         counts = {
             "rows_in_responses": responses, "rows_in_html": html,
-            "rows_skipped_non_html": responses - html, "rows_out_documents": d["documents"],
-            "rows_out_with_text": d["with_text"], "rows_out_no_main_text": d["no_main_text"],
-            "rows_out_extract_errors": d["extract_errors"],
+            "rows_skipped_non_html": responses - html, "rows_out_documents": d.get("documents", 0),
+            "rows_out_with_text": d.get("with_text", 0), "rows_out_no_main_text": d.get("no_main_text", 0),
+            "rows_out_extract_errors": d.get("extract_errors", 0),
         }
         tracked.metrics(**counts)
         return {"run_id": tracked.run_id, "crawls": crawls, **counts}
