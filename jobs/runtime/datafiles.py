@@ -32,6 +32,7 @@ import json
 import os
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -269,9 +270,8 @@ def commit(spark, spec: WriteSpec, adds: list[str], column: str, values: list[st
     actions = []
     for i in range(candidates.size()):
         found = candidates.apply(i)
-        parts = dict(jvm.scala.jdk.javaapi.CollectionConverters.asJava(found.partitionValues()))
         if values is None or column in spec.partition_by:     # the file's rows are all replaced, or none
-            if values is None or parts.get(column) in values:
+            if values is None or _partition_values(jvm, found).get(column) in values:
                 actions.append(found.remove())
             continue
         local = os.path.join(spec.location, unquote(found.path()))
@@ -281,6 +281,7 @@ def commit(spark, spec: WriteSpec, adds: list[str], column: str, values: list[st
             continue
         actions.append(found.remove())
         if hits < len(replaced):                 # other rows share the file: keep them in a new one
+            parts = _partition_values(jvm, found)
             for batch in pq.ParquetFile(local).iter_batches(batch_size=1024, columns=list(spec.columns)):
                 kept = batch.filter(pc.invert(pc.is_in(batch.column(column), value_set=wanted)))
                 for c in spec.partition_by:
@@ -314,10 +315,9 @@ def write_task(spec: WriteSpec, batches, count=lambda batch: {"rows": batch.num_
 
     from jobs.runtime.arrow import arrow_schema
 
-    writer, totals = FileWriter(spec), {}
+    writer, totals = FileWriter(spec), Counter()
     for batch in batches:
-        for key, n in count(batch).items():
-            totals[key] = totals.get(key, 0) + int(n)
+        totals.update(count(batch))
         writer.write(batch)
     yield pa.RecordBatch.from_pydict({"adds": [writer.close()], "counts": [list(totals.items())]},
                                      schema=arrow_schema(written_schema()))
@@ -326,12 +326,15 @@ def write_task(spec: WriteSpec, batches, count=lambda batch: {"rows": batch.num_
 def collect_written(written) -> tuple[list[str], dict[str, int]]:
     """Driver side: run the tasks of `written` (a DataFrame of write_task rows); every file's add action and
     the counts summed over tasks."""
-    adds, totals = [], {}
+    adds, totals = [], Counter()
     for row in written.collect():
         adds += row.adds
-        for key, n in row.counts.items():
-            totals[key] = totals.get(key, 0) + n
-    return adds, totals
+        totals.update(row.counts)
+    return adds, dict(totals)
+
+
+def _partition_values(jvm, add) -> dict:
+    return dict(jvm.scala.jdk.javaapi.CollectionConverters.asJava(add.partitionValues()))
 
 
 def _seq(jvm, items: list):

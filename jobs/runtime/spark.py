@@ -19,6 +19,10 @@ from jobs.runtime.config import JobConfig
 LOG4J2 = Path(__file__).with_name("log4j2.properties")
 # malloc serves blocks up to 32 MiB (its cap) from the heap and never trims it: see local_defaults
 WORKER_GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184"
+# Rows here carry whole web pages: 10,000 per Arrow batch (Spark's default) can mean gigabytes; moving
+# payloads to Python costs least at ~200-500 rows per batch (bench/throughput.py). Workers reading data
+# files themselves use the same batch size.
+ARROW_BATCH_ROWS = 256
 
 
 class SetupError(RuntimeError):
@@ -39,9 +43,7 @@ def local_defaults(cfg: JobConfig) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(max(8, 4 * cores)),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        # Rows here carry whole web pages: 10,000 per Arrow batch (Spark's default) can mean gigabytes;
-        # moving payloads to Python costs least at ~200-500 rows per batch (bench/throughput.py).
-        "spark.sql.execution.arrow.maxRecordsPerBatch": "256",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(ARROW_BATCH_ROWS),
         "spark.driver.memory": os.environ.get("LAKESIFT_DRIVER_MEMORY", "4g"),
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",

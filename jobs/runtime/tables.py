@@ -232,6 +232,21 @@ def file_counts(df, **counts) -> list:
             .agg(*[agg.alias(name) for name, agg in counts.items()]).collect())
 
 
+def write_from_files(spark, cfg: JobConfig, contract: TableContract, files: list, tasks: Callable,
+                     crawls: list[str] | None) -> tuple[int, dict[str, int]]:
+    """A job whose workers read data files and write `contract`'s: `tasks(todo, spec)` maps a DataFrame of
+    the `files` (file_counts rows) to read, one task each, to datafiles.write_task rows; their files then
+    replace the table's rows of `crawls` (every row when None) in one commit. Returns the version written
+    and the tasks' counts summed."""
+    from jobs.runtime.datafiles import collect_written
+    from jobs.runtime.spark import one_task_each
+
+    todo = one_task_each(spark, [(local_path(f.path), f.crawl) for f in files], "path string, crawl string")
+    spec = write_spec(spark, cfg, contract)
+    adds, counts = collect_written(tasks(todo, spec))
+    return replace_with_files(spark, cfg, contract, spec, adds, "crawl", crawls), counts
+
+
 def local_path(uri: str) -> str:
     """A file: URI (Spark's _metadata.file_path) as a local path."""
     from urllib.parse import urlsplit

@@ -16,13 +16,12 @@ from pyspark.sql.types import StructType
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
-from jobs.runtime.datafiles import WriteSpec, collect_written, written_schema
-from jobs.runtime.spark import one_task_each
+from jobs.runtime.datafiles import WriteSpec, written_schema
+from jobs.runtime.spark import ARROW_BATCH_ROWS
 from jobs.runtime.tracking import job_run
 from schemas import silver
 
 INPUT_COLUMNS = ("doc_id", "crawl", "text", "url")
-BATCH_ROWS = 256       # documents per Arrow batch, as spark.sql.execution.arrow.maxRecordsPerBatch
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +59,7 @@ def transform_files(files: DataFrame, cfg: Config, write: WriteSpec | None = Non
         from jobs.runtime.arrow import arrow_schema, read_data_files
         from udfs.heuristics import heuristics_batches
 
-        out = heuristics_batches(read_data_files(batches, arrow_schema(stored), BATCH_ROWS), max_chars)
+        out = heuristics_batches(read_data_files(batches, arrow_schema(stored), ARROW_BATCH_ROWS), max_chars)
         if write is None:
             yield from out
         else:
@@ -77,12 +76,8 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         docs = tables.read_for_job(spark, cfg, silver.DOCUMENTS, tracked, crawls)
         if tables.python_files(spark, cfg, silver.DOCUMENTS) and tables.python_files(spark, cfg, silver.SIGNALS_HEURISTIC):
             files = tables.file_counts(docs, n=F.count(F.lit(1)))
-            todo = one_task_each(spark, [(tables.local_path(f.path), f.crawl) for f in files if f.n],
-                                 "path string, crawl string")
-            spec = tables.write_spec(spark, cfg, silver.SIGNALS_HEURISTIC)
-            adds, counts = collect_written(transform_files(todo, cfg, spec))
-            written = tables.replace_with_files(spark, cfg, silver.SIGNALS_HEURISTIC, spec, adds, "crawl",
-                                                crawls or None)
+            written, counts = tables.write_from_files(spark, cfg, silver.SIGNALS_HEURISTIC, [f for f in files if f.n],
+                                                      lambda todo, spec: transform_files(todo, cfg, spec), crawls or None)
             n_in, n_out = sum(f.n for f in files), counts.get("rows", 0)
         else:
             seen_in, seen_out = Observation("documents"), Observation("signals")

@@ -18,8 +18,8 @@ from pyspark.sql.types import StructType
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
-from jobs.runtime.datafiles import WriteSpec, collect_written, written_schema
-from jobs.runtime.spark import one_task_each
+from jobs.runtime.datafiles import WriteSpec, written_schema
+from jobs.runtime.spark import ARROW_BATCH_ROWS
 from jobs.runtime.tracking import job_run
 from schemas import bronze, silver
 from udfs.extract import EXTRACTORS, extractor_version
@@ -43,7 +43,6 @@ class Config(JobConfig):
             raise ValueError("langid_max_chars must be positive")
 
 
-BATCH_ROWS = 256       # pages per Arrow batch, as spark.sql.execution.arrow.maxRecordsPerBatch (runtime/spark.py)
 
 
 def _extractor(cfg: Config):
@@ -88,7 +87,7 @@ def transform_files(files: DataFrame, cfg: Config, write: WriteSpec | None = Non
         from jobs.runtime.arrow import arrow_schema, read_data_files
 
         schema = arrow_schema(StructType([fields[c] for c in stored]))
-        for records in read_data_files(batches, schema, BATCH_ROWS):
+        for records in read_data_files(batches, schema, ARROW_BATCH_ROWS):
             html = records if pc.all(records.column("is_html")).as_py() else records.filter(records.column("is_html"))
             if html.num_rows:
                 yield html.drop_columns(["is_html"])
@@ -127,11 +126,8 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         crawls = sorted(cfg.crawls) if cfg.crawls else sorted({f.crawl for f in files})
         responses, html = sum(f.responses for f in files), sum(f.html for f in files)
         if tables.python_files(spark, cfg, bronze.WARC_RECORDS) and tables.python_files(spark, cfg, silver.DOCUMENTS):
-            todo = one_task_each(spark, [(tables.local_path(f.path), f.crawl) for f in files if f.html],
-                                 "path string, crawl string")
-            spec = tables.write_spec(spark, cfg, silver.DOCUMENTS)
-            adds, d = collect_written(transform_files(todo, cfg, spec))
-            written = tables.replace_with_files(spark, cfg, silver.DOCUMENTS, spec, adds, "crawl", crawls)
+            written, d = tables.write_from_files(spark, cfg, silver.DOCUMENTS, [f for f in files if f.html],
+                                                 lambda todo, spec: transform_files(todo, cfg, spec), crawls)
         else:
             # Counts out are observed during the one write, not recomputed afterwards.
             seen_out = Observation("documents")
