@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ngram", type=int, default=13, help="words per n-gram (default 13)")
     p.add_argument("--crawl", action="append", default=[], help="crawl to check (repeatable; default: all)")
 
-    p = command("train-quality", "train a fastText quality classifier and register it in MLflow", cmd_train_quality)
+    p = command("train-quality", "train the quality model (fastText, reference LMs, heuristics, length; optionally "
+                "fitted to human labels) and register it in MLflow", cmd_train_quality)
     p.add_argument("--name", required=True, help="registered model name (gets the alias --alias)")
     p.add_argument("--positives", nargs="+", required=True, metavar="PATH|TABLE",
                    help="reference-quality text: text files, folders, zip archives, JSONL (text field) or a table")
@@ -115,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", type=float, default=0.1, help="held-out fraction per class (default 0.1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alias", default="champion")
+    p.add_argument("--labels", metavar="FILE.jsonl",
+                   help='human quality judgments, lines {"text": ..., "label": 0|1} (at least 20, both classes): '
+                        "the combiner learns from them (default: from held-out reference-versus-web examples)")
+    p.add_argument("--components", default=",".join(quality_components()),
+                   help=f"comma-separated, of {', '.join(quality_components(all_=True))} "
+                        "(embedding needs MiniLM: slow on CPU) (default: %(default)s)")
     for flag, kind, default, text in (("--lr", float, 0.1, "learning rate"), ("--epoch", int, 5, "epochs"),
                                       ("--dim", int, 64, "vector size"), ("--word-ngrams", int, 2, "word n-grams"),
                                       ("--min-count", int, 1, "minimal word count"), ("--bucket", int, 200_000, "hash buckets")):
@@ -129,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto: CUDA when present (bf16), else CPU; cuda fails without a GPU")
 
     p = command("classify", "score documents with a quality classifier -> silver.signals_quality", cmd_classify)
-    p.add_argument("--model", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION, or a fastText model file")
+    p.add_argument("--model", required=True, help="models:/NAME@ALIAS, models:/NAME/VERSION (from train-quality), or a fastText model file")
     p.add_argument("--crawl", action="append", default=[], help="crawl to score (repeatable; default: all)")
 
     p = command("train-neural", "train a neural scorer (embedding classifier head or reference LM) and register it",
@@ -338,6 +345,12 @@ def cmd_decontaminate(args) -> int:
     return EXIT_OK
 
 
+def quality_components(all_: bool = False) -> tuple[str, ...]:
+    from udfs import quality
+
+    return quality.COMPONENTS if all_ else quality.DEFAULT_COMPONENTS
+
+
 def cmd_train_quality(args) -> int:
     from jobs.classifiers import train_quality
 
@@ -345,11 +358,16 @@ def cmd_train_quality(args) -> int:
         **_base(args), name=args.name, positives=tuple(args.positives), negatives=tuple(args.negatives),
         unit=args.unit, min_words=args.min_words, max_examples=args.max_examples, holdout=args.holdout, seed=args.seed,
         alias=args.alias, lr=args.lr, epoch=args.epoch, dim=args.dim, word_ngrams=args.word_ngrams,
-        min_count=args.min_count, bucket=args.bucket, loss=args.loss)
+        min_count=args.min_count, bucket=args.bucket, loss=args.loss, labels=args.labels,
+        components=tuple(c.strip() for c in args.components.split(",") if c.strip()))
     s = train_quality.run(_spark(cfg), cfg)
-    print(f"models:/{s['model']}@{s['alias']} = version {s['version']}: trained on {s['train_positives']} positive and "
-          f"{s['train_negatives']} negative documents; held out: ROC-AUC {s['roc_auc']:.3f}, precision "
-          f"{s['precision']:.3f}, recall {s['recall']:.3f} ({s['examples']} documents); MLflow run {s['run_id']}")
+    print(f"models:/{s['model']}@{s['alias']} = version {s['version']} ({', '.join(s['components'])}): components "
+          f"trained on {s['train_positives']} positive and {s['train_negatives']} negative documents; held out "
+          f"reference versus web: ROC-AUC {s['roc_auc']:.3f} ({s['examples']} documents)")
+    if s["trained_on"] == "labels":
+        print(f"combiner fitted to {args.labels}: cross-validated ROC-AUC {s['labels_cv_roc_auc']:.3f} "
+              f"(95% interval {s['labels_cv_roc_auc_low']:.3f}-{s['labels_cv_roc_auc_high']:.3f})")
+    print(f"MLflow run {s['run_id']}")
     return EXIT_OK
 
 

@@ -86,6 +86,16 @@ def test_demo_then_sql_from_new_processes(demo, spark, capsys):
     reference = str(Path(home) / "samples" / "reference-text.txt")
     trained = in_process(capsys, "train-quality", "--name", "cli_quality", "--positives", reference, "--dim", "16", "--home", home)
     assert "models:/cli_quality@champion = version 1" in trained and "ROC-AUC" in trained
+    bad = Path(home) / "one-class.jsonl"
+    bad.write_text("".join(json.dumps({"text": f"page {i}", "label": 1}) + "\n" for i in range(25)))
+    from jobs.cli import main
+
+    capsys.readouterr()
+    assert main(["train-quality", "--name", "cli_quality", "--positives", reference, "--labels", str(bad), "--home", home]) == 2
+    assert "every label is 1; both classes (0 and 1) are needed" in capsys.readouterr().err
+    from mlflow import MlflowClient as _Client
+
+    assert len(_Client(f"sqlite:///{home}/mlflow.db").search_model_versions("name = 'cli_quality'")) == 1   # nothing trained
     assert "documents scored by cli_quality v1" in in_process(capsys, "classify", "--model", "models:/cli_quality@champion", "--home", home)
     selected = in_process(capsys, "select", "--recipe", "dclm_like", "--signal", "quality.model=cli_quality", "--home", home)
     assert "fasttext_top_10pct" in selected and "recipe dclm_like" in selected and "thresholds fasttext_top_10pct >=" in selected

@@ -109,24 +109,34 @@ def test_train_register_classify_and_export(spark, lake, tmp_path):
     reference.write_text("\n\n".join(
         f"Encyclopedic paragraph number {i} describes the history of astronomy and careful measurement of the sky."
         for i in range(60)))
+    labels = tmp_path / "labels.jsonl"              # human judgments: careful prose good, link lists bad
+    labels.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in
+                                [(f"A careful essay, part {i}, explains how astronomers measured the distance to the sun.", 1)
+                                 for i in range(12)] + [(f"click here buy now {i} | home | login | cart", 0) for i in range(12)]))
     trained = train_quality.run(spark, train_quality.Config(home=lake, name="tiny_quality", positives=(str(reference),),
-                                                             dim=16, bucket=10_000, min_words=5))
+                                                             dim=16, bucket=10_000, min_words=5, labels=str(labels)))
     client, _ = client_and_experiment(JobConfig(home=lake))
     version = client.get_model_version_by_alias("tiny_quality", "champion")
     assert str(version.version) == trained["version"] and trained["examples"] > 0 and 0 <= trained["roc_auc"] <= 1
+    assert trained["trained_on"] == "labels" and trained["labels_cv_roc_auc"] > 0.9
     run = client.get_run(trained["run_id"])
     assert "holdout_roc_auc" in run.data.metrics and run.data.params["input.negatives.0"].startswith("table:silver.documents@v")
+    assert run.data.params["labels.rows"] == "24" and "weight.fasttext_logit" in run.data.metrics
 
     scored = classify_quality.run(spark, classify_quality.Config(home=lake, model="models:/tiny_quality@champion"))
     assert scored["rows_out_scores"] == 10 and scored["model_version"] == trained["version"]
+    assert scored["components"] == ["fasttext", "reference_lm", "heuristics", "length"]
     rows = {r.doc_id: r.score for r in spark.table("silver.signals_quality").where("model = 'tiny_quality'").collect()}
     from jobs.classifiers.classify_quality import resolve_model
-    from udfs.fasttext import load, positive_probability
+    from udfs.quality import QualityModel
 
-    model = load(resolve_model(classify_quality.Config(home=lake, model="models:/tiny_quality@champion")).path)
+    resolved = resolve_model(classify_quality.Config(home=lake, model="models:/tiny_quality@champion"))
+    assert resolved.kind == "combined"
+    model = QualityModel(resolved.path)
     texts = {r.doc_id: r.text for r in spark.table("silver.documents").collect()}
-    expected = dict(zip(texts, positive_probability(model, list(texts.values()))))
+    expected = dict(zip(texts, model.score(list(texts.values()))))
     assert all(rows[k] == pytest.approx(expected[k], abs=1e-9) for k in rows)
+    assert all(0 <= v <= 1 for v in rows.values())
 
     select_corpus.run(spark, select_corpus.Config(home=lake, recipe="raw"))
     out = str(tmp_path / "export")

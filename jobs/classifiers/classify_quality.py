@@ -1,10 +1,11 @@
 """Silver: quality-classifier scores for every document.
 
 Reads   silver.documents (the crawls asked for; every crawl by default) and a model: a registered MLflow
-        model (models:/NAME@ALIAS or models:/NAME/VERSION) or a fastText model file
-Writes  silver.signals_quality (replaces that model's rows for those crawls)
+        model (models:/NAME@ALIAS or models:/NAME/VERSION) trained by train-quality, or a fastText model file
+Writes  silver.signals_quality (replaces that model's rows for those crawls): a combined model's calibrated
+        P(good), or a bare fastText model's P(__label__hq); the components used are logged on the run
 Re-run  idempotent per crawl and model. The model is loaded once per Python worker; each Arrow batch is
-        scored in one fastText call.
+        scored as a whole (one fastText call, vectorised heuristics and n-gram models).
 """
 from __future__ import annotations
 
@@ -38,9 +39,11 @@ class Config(JobConfig):
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    path: str           # local fastText file
+    path: str           # local fastText file, or a combined model's folder
     name: str
     version: str
+    kind: str = "fasttext"              # fasttext | combined
+    components: tuple[str, ...] = ("fasttext",)
 
 
 def resolve_model(cfg: Config) -> ResolvedModel:
@@ -54,23 +57,29 @@ def resolve_model(cfg: Config) -> ResolvedModel:
     if os.path.exists(descriptor_path):
         with open(descriptor_path) as fh:
             descriptor = json.load(fh)
-        if descriptor.get("format") != "fasttext":
-            raise ValueError(f"{cfg.model} is a {descriptor.get('format')} model, not a fastText classifier")
+        if descriptor.get("format") == "lakesift-quality":
+            return ResolvedModel(local, name, version, "combined", tuple(descriptor["components"]))
+        if descriptor.get("format") != "fasttext":            # quality models of lakesift before the combiner
+            raise ValueError(f"{cfg.model} is a {descriptor.get('format')} model, not a quality model")
         file_name = descriptor["file"]
     return ResolvedModel(os.path.join(local, file_name), name, version)
 
 
-def transform(documents: DataFrame, model_ref: str, name: str, version: str) -> DataFrame:
+def transform(documents: DataFrame, model_ref: str, name: str, version: str, kind: str = "fasttext") -> DataFrame:
     def score(batches):
         import pyarrow as pa
 
-        from udfs.fasttext import load, positive_probability
-
+        from udfs import fasttext, quality
         from udfs.shipped import local_path
 
-        model = load(local_path(model_ref))
+        if kind == "combined":
+            model = quality.load(local_path(model_ref))
+            scorer = model.score
+        else:
+            model = fasttext.load(local_path(model_ref))
+            scorer = lambda texts: fasttext.positive_probability(model, texts)    # noqa: E731
         for batch in batches:
-            scores = positive_probability(model, batch.column("text").to_pylist())
+            scores = scorer(batch.column("text").to_pylist())
             n = batch.num_rows
             yield pa.RecordBatch.from_arrays(
                 [batch.column("doc_id"), batch.column("crawl"), pa.array([name] * n, pa.string()),
@@ -83,11 +92,12 @@ def transform(documents: DataFrame, model_ref: str, name: str, version: str) -> 
 def run(spark: SparkSession, cfg: Config) -> dict:
     model = resolve_model(cfg)
     with job_run(cfg, "classify_quality", model=model.name, model_version=model.version) as tracked:
-        tracked.params(model_name=model.name, model_version=model.version)
+        tracked.params(model_name=model.name, model_version=model.version, model_kind=model.kind,
+                       model_components=",".join(model.components))
         crawls = sorted(cfg.crawls)
         docs = tables.read_for_job(spark, cfg, silver.DOCUMENTS, tracked, crawls)
         seen = Observation("scores")
-        scored = transform(docs, ship(spark, model.path), model.name, model.version)
+        scored = transform(docs, ship(spark, model.path), model.name, model.version, model.kind)
         scored = scored.observe(seen, F.count(F.lit(1)).alias("rows"), F.count_if(F.col("score").isNull()).alias("no_text"),
                                 F.avg("score").alias("mean_score"))
         where = tables.crawl_scope(crawls, f"model = {tables.sql_literal(model.name)}")
@@ -96,4 +106,5 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         counts = {"rows_out_scores": stats["rows"], "rows_out_without_text": stats["no_text"],
                   "mean_score": float(stats["mean_score"] or 0.0)}
         tracked.metrics(**counts)
-        return {"run_id": tracked.run_id, "model": model.name, "model_version": model.version, "crawls": crawls, **counts}
+        return {"run_id": tracked.run_id, "model": model.name, "model_version": model.version, "crawls": crawls,
+                "components": list(model.components), **counts}

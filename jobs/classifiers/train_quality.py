@@ -1,10 +1,17 @@
-"""Classifier: a fastText quality classifier from reference text (positives) and crawled text (negatives).
+"""Classifier: the combined quality model (udfs/quality.py) from reference text (positives), crawled text
+(negatives) and, when given, human quality labels.
 
 Reads   positives: files (text blocks, zip, JSONL) or a table; negatives: the same, default a seeded sample
-        of silver.documents as large as the positives
-Writes  an MLflow run (params, the files / Delta versions trained on, held-out precision, recall and
-        ROC-AUC, the model file) and a model version registered as NAME with the alias `champion`
-Re-run  same inputs, parameters and seed give the same model (fastText trains on one thread).
+        of silver.documents as large as the positives; --labels: JSONL lines {"text", "label": 0|1}
+Trains  the components on positives versus negatives (minus a held-out part of each class): a fastText
+        classifier, reference and web word n-gram models; then the combiner that weighs every component's
+        features: on the human labels when given (its regularisation chosen by 5-fold cross-validation,
+        and its cross-validated ROC-AUC logged), else on the held-out reference-versus-web examples
+Writes  an MLflow run (params, the files / Delta versions trained on, held-out ROC-AUC on reference versus
+        web, the labels' cross-validated ROC-AUC and interval, the model folder) and a model version
+        registered as NAME with the alias `champion`
+Re-run  same inputs, parameters and seed give the same model (fastText trains on one thread; the n-gram
+        models and the combiner are exact computations).
 """
 from __future__ import annotations
 
@@ -21,10 +28,12 @@ from jobs.classifiers import sources
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import job_run
 from schemas.contract import validate_identifier, validate_model_name
+from udfs.hashing import file_sha256
 from udfs import fasttext as ft
+from udfs import quality as Q
 
-MODEL_FILE = "model.bin"
-DESCRIPTOR = "lakesift-model.json"
+MODEL_FILE = Q.FASTTEXT_FILE
+DESCRIPTOR = Q.DESCRIPTOR
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,9 +54,14 @@ class Config(JobConfig):
     bucket: int = 200_000
     loss: str = "softmax"
     alias: str = "champion"
+    labels: str | None = None           # JSONL {"text", "label"}: human judgments the combiner learns from
+    components: tuple[str, ...] = Q.DEFAULT_COMPONENTS
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        Q.validate_components(self.components)
+        if self.labels is not None:
+            Q.read_labels(self.labels)          # every problem of the file is reported before any training
         validate_model_name(self.name)
         validate_identifier(self.alias, "model alias")
         if not self.positives:
@@ -101,7 +115,22 @@ def register(client, run_id: str, artifact_uri: str, name: str, alias: str, desc
     return str(version.version)
 
 
+def _train_embedding_head(folder: str, positives: list[str], negatives: list[str], seed: int) -> None:
+    from safetensors.numpy import save_file
+
+    from udfs import neural
+
+    opts = neural.RunnerOptions()
+    vectors = neural.embed(positives + negatives, neural.default_encoder_path(), opts)
+    head = neural.train_head(vectors, np.array([1.0] * len(positives) + [0.0] * len(negatives)), seed=seed)
+    save_file({"weight": head.weight.astype(np.float64), "bias": np.array([head.bias])},
+              os.path.join(folder, Q.EMBEDDING_HEAD))
+
+
 def run(spark: SparkSession, cfg: Config) -> dict:
+    from udfs.reference_lm import NgramLM
+
+    label_texts, label_values = Q.read_labels(cfg.labels) if cfg.labels else ([], None)
     with job_run(cfg, "train_quality", model=cfg.name) as tracked:
         positives, pos_infos = load_texts(spark, cfg, cfg.positives, cfg.max_examples, cfg.seed)
         if len(positives) < 10:
@@ -110,32 +139,65 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         if len(negatives) < 10:
             raise ValueError(f"only {len(negatives)} negative documents in {', '.join(cfg.negatives)}")
         tracked.params(**{f"input.positives.{i}": f"{s.kind}:{s.detail}" for i, s in enumerate(pos_infos)},
-                       **{f"input.negatives.{i}": f"{s.kind}:{s.detail}" for i, s in enumerate(neg_infos)})
+                       **{f"input.negatives.{i}": f"{s.kind}:{s.detail}" for i, s in enumerate(neg_infos)},
+                       components=",".join(cfg.components))
+        if cfg.labels:
+            tracked.params(**{"input.labels": f"{os.path.basename(cfg.labels)}@{file_sha256(cfg.labels)[:16]}",
+                              "labels.rows": len(label_values), "labels.positive": int(label_values.sum())})
         pos_train, pos_test = split(positives, cfg.holdout, cfg.seed)
         neg_train, neg_test = split(negatives, cfg.holdout, cfg.seed + 1)
+        metrics: dict = {}
         with tempfile.TemporaryDirectory(prefix="lakesift-train-") as tmp:
             model_dir = os.path.join(tmp, "model")
             os.makedirs(model_dir)
-            model_path = os.path.join(model_dir, MODEL_FILE)
-            info = ft.train(pos_train, neg_train, cfg.train_params(), model_path)
-            model = ft.load(model_path)
-            scores = ft.positive_probability(model, pos_test + neg_test)
-            labels = np.array([True] * len(pos_test) + [False] * len(neg_test))
-            keep = ~np.isnan(scores)
-            metrics = ft.classification_metrics(labels[keep], scores[keep])
-            descriptor = {"format": "fasttext", "file": MODEL_FILE, "positive_label": ft.POSITIVE,
-                          "labels": info["labels"], "score": "P(__label__hq)", "name": cfg.name}
+            if "fasttext" in cfg.components:
+                info = ft.train(pos_train, neg_train, cfg.train_params(), os.path.join(model_dir, MODEL_FILE))
+                metrics.update(vocabulary=info["words"], learning_rate_used=info["lr"])
+            if "reference_lm" in cfg.components:
+                reference, web = NgramLM.train(pos_train), NgramLM.train(neg_train)
+                reference.save(os.path.join(model_dir, Q.REFERENCE_LM))
+                web.save(os.path.join(model_dir, Q.WEB_LM))
+                metrics.update(reference_lm_tokens=reference.header["tokens"], web_lm_tokens=web.header["tokens"])
+            if "embedding" in cfg.components:
+                _train_embedding_head(model_dir, pos_train, neg_train, cfg.seed)
+            # the combiner: fitted to the labels, or to the held-out reference-versus-web examples
+            descriptor = {"format": Q.FORMAT, "name": cfg.name, "components": list(cfg.components),
+                          "fasttext": MODEL_FILE if "fasttext" in cfg.components else None,
+                          "score": "calibrated P(good quality)", "heuristics": "udfs.heuristics",
+                          "combiner": Q.COMBINER, "trained_on": "labels" if cfg.labels else "reference_vs_web"}
             with open(os.path.join(model_dir, DESCRIPTOR), "w") as fh:
                 json.dump(descriptor, fh, indent=2)
-            tracked.file(model_path, "model")
-            tracked.file(os.path.join(model_dir, DESCRIPTOR), "model")
+            model = Q.QualityModel(model_dir)                               # the components, no combiner yet
+            held_out = pos_test + neg_test
+            held_y = np.array([1] * len(pos_test) + [0] * len(neg_test))
+            names, held_x = model.features(held_out)
+            if cfg.labels:
+                names, label_x = model.features(label_texts)
+                oof = Q.cross_validated_scores(label_x, label_values, names, seed=cfg.seed)
+                low, high = Q.bootstrap_interval(label_values, oof, seed=cfg.seed)
+                metrics.update(labels_cv_roc_auc=Q.roc_auc(label_values, oof), labels_cv_roc_auc_low=low,
+                               labels_cv_roc_auc_high=high)
+                combiner = Q.fit(label_x, label_values, names, "labels", seed=cfg.seed)
+            else:
+                oof = Q.cross_validated_scores(held_x, held_y, names, seed=cfg.seed)
+                metrics.update(reference_vs_web_cv_roc_auc=Q.roc_auc(held_y, oof))
+                combiner = Q.fit(held_x, held_y, names, "reference_vs_web", seed=cfg.seed)
+            with open(os.path.join(model_dir, Q.COMBINER), "w") as fh:
+                json.dump(combiner.to_json(), fh, indent=2)
+            scores = combiner.predict(held_x)
+            metrics.update(ft.classification_metrics(held_y.astype(bool), scores))
+            for name, weight in zip(combiner.names, combiner.coef):
+                metrics[f"weight.{name}"] = weight
+            tracked.params(combiner_c=combiner.c, combiner_trained_on=combiner.trained_on)
+            tracked.file(model_dir, "model")
             ft.load.cache_clear()
-        tracked.metrics(**{f"holdout_{k}": v for k, v in metrics.items()},
-                        train_positives=len(pos_train), train_negatives=len(neg_train), vocabulary=info["words"],
-                        learning_rate_used=info["lr"])
+        tracked.metrics(**{(k if k.startswith(("weight.", "labels_", "reference_", "web_", "vocabulary", "learning"))
+                            else f"holdout_{k}"): v for k, v in metrics.items()},
+                        train_positives=len(pos_train), train_negatives=len(neg_train))
         run_info = tracked.client.get_run(tracked.run_id).info
         version = register(tracked.client, tracked.run_id, run_info.artifact_uri, cfg.name, cfg.alias,
-                           "lakesift fastText quality classifier: P(__label__hq)")
+                           f"lakesift quality model ({', '.join(cfg.components)}): calibrated P(good)")
         tracked.tag(**{"lakesift.registered_model": f"models:/{cfg.name}/{version}"})
         return {"run_id": tracked.run_id, "model": cfg.name, "version": version, "alias": cfg.alias,
-                "train_positives": len(pos_train), "train_negatives": len(neg_train), **metrics}
+                "train_positives": len(pos_train), "train_negatives": len(neg_train),
+                "components": list(cfg.components), "trained_on": combiner.trained_on, **metrics}

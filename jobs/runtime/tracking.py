@@ -157,7 +157,11 @@ class JobRun:
         self.client.log_figure(self.run_id, figure, artifact_file)
 
     def file(self, path: str, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, path, artifact_path)
+        """A file, or a folder's whole contents, under artifact_path."""
+        if os.path.isdir(path):
+            self.client.log_artifacts(self.run_id, path, artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, path, artifact_path)
 
     def tag(self, **tags) -> None:
         for k, v in tags.items():
