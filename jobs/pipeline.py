@@ -20,6 +20,7 @@ from jobs.gold import export_shards, select_corpus
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import job_run
 from jobs.silver import cluster_duplicates, compute_heuristics, compute_minhash, detect_contamination, extract_documents
+from udfs import heuristics
 
 QUALITY_MODEL = "lakesift_quality"        # the model the shipped dclm_like recipe reads
 
@@ -80,7 +81,7 @@ def stages(cfg: Config, warc: str) -> list[tuple[str, Callable[[SparkSession], d
                     f"{r['rows_out_with_text']} with text, {r['rows_out_extract_errors']} extract errors")),
         ("heuristics",
          lambda s: compute_heuristics.run(s, compute_heuristics.Config(**base, crawls=crawls)),
-         lambda r: (r["rows_in_documents"], r["rows_out_signals"], "heuristics_v1")),
+         lambda r: (r["rows_in_documents"], r["rows_out_signals"], heuristics.VERSION)),
         ("minhash",
          lambda s: compute_minhash.run(s, compute_minhash.Config(**base, crawls=crawls)),
          lambda r: (r["rows_out_signatures"], r["rows_out_signatures"],
@@ -96,7 +97,7 @@ def stages(cfg: Config, warc: str) -> list[tuple[str, Callable[[SparkSession], d
                     f"models:/{r['model']}@{r['alias']} v{r['version']}, held-out ROC-AUC {r['roc_auc']:.3f}")),
         ("classify",
          lambda s: classify_quality.run(s, classify_quality.Config(**base, model=f"models:/{QUALITY_MODEL}@champion", crawls=crawls)),
-         lambda r: (r["rows_out_scores"], r["rows_out_scores"], f"mean P(hq) {r['mean_score']:.3f}")),
+         lambda r: (r["rows_out_scores"], r["rows_out_scores"], f"mean P(good) {r['mean_score']:.3f}")),
         *selects,
         ("export dclm_like",
          lambda s: export_shards.run(s, export_shards.Config(**base, recipe="dclm_like", shards=2)),

@@ -15,10 +15,10 @@ from pyspark.sql import functions as F
 signals = (spark.table(table("silver.documents")).alias("d")
            .join(spark.table(table("silver.signals_heuristic")).alias("h"), "doc_id")
            .select("d.crawl", "d.language", "d.word_count",
-                   F.col("h.heuristics_v1.mean_word_length").alias("mean_word_length"),
-                   F.col("h.heuristics_v1.dup_line_frac").alias("dup_line_frac"),
-                   F.col("h.heuristics_v1.c4_terminal_line_frac").alias("terminal_line_frac"),
-                   F.col("h.heuristics_v1.alpha_word_frac").alias("alpha_word_frac")))
+                   F.col("h.heuristics_v2.mean_word_length").alias("mean_word_length"),
+                   F.col("h.heuristics_v2.dup_line_frac").alias("dup_line_frac"),
+                   F.col("h.heuristics_v2.c4_terminal_line_frac").alias("terminal_line_frac"),
+                   F.col("h.heuristics_v2.alpha_word_frac").alias("alpha_word_frac")))
 # A seeded sample keeps the plot data small on a full crawl; the demo is small enough to take whole.
 sample = signals.sample(fraction=min(1.0, 200_000 / max(1, signals.count())), seed=7).toPandas()
 print(f"{len(sample)} documents in {sample.crawl.nunique()} crawl(s)")

@@ -16,6 +16,7 @@ from udfs import heuristics
 
 _SQL_TYPES = {"int": IntegerType(), "double": DoubleType(), "boolean": BooleanType(), "string": StringType()}
 HEURISTICS_STRUCT = StructType([StructField(name, _SQL_TYPES[t], True) for name, t in heuristics.FIELDS])
+HEURISTICS_V1_STRUCT = StructType([StructField(name, _SQL_TYPES[t], True) for name, t in heuristics.V1_FIELDS])
 
 DOCUMENTS = TableContract(
     layer="silver",
@@ -53,8 +54,10 @@ SIGNALS_HEURISTIC = TableContract(
     columns=(
         Column("doc_id", StringType(), "silver.documents.doc_id", False),
         Column("crawl", StringType(), "crawl id", False),
+        Column(heuristics.V1_VERSION, HEURISTICS_V1_STRUCT,
+               "the earlier definitions (rows written before heuristics_v2; NULL since)"),
         Column(heuristics.VERSION, HEURISTICS_STRUCT,
-               "heuristic statistics, values only; sources in udfs/heuristics.py", False),
+               "heuristic statistics, values only; definitions and sources in udfs/heuristics.py"),
     ),
     partition_by=("crawl",),
 )

@@ -39,10 +39,10 @@ SIGNALS_PER_CRAWL = View("silver", "v_signal_distributions", "per crawl and lang
 SELECT d.crawl, coalesce(d.language, '(none)') AS language, count(*) AS documents,
        percentile_approx(d.word_count, array(0.1, 0.5, 0.9)) AS word_count_p10_p50_p90,
        percentile_approx(d.language_score, array(0.1, 0.5, 0.9)) AS language_score_p10_p50_p90,
-       percentile_approx(h.heuristics_v1.mean_word_length, array(0.1, 0.5, 0.9)) AS mean_word_length_p10_p50_p90,
-       percentile_approx(h.heuristics_v1.dup_line_frac, array(0.1, 0.5, 0.9)) AS dup_line_frac_p10_p50_p90,
-       percentile_approx(h.heuristics_v1.c4_terminal_line_frac, array(0.1, 0.5, 0.9)) AS terminal_line_frac_p10_p50_p90,
-       avg(CAST(h.heuristics_v1.url_spam_word_hits > 0 AS INT)) AS spam_url_share
+       percentile_approx(h.heuristics_v2.mean_word_length, array(0.1, 0.5, 0.9)) AS mean_word_length_p10_p50_p90,
+       percentile_approx(h.heuristics_v2.dup_line_frac, array(0.1, 0.5, 0.9)) AS dup_line_frac_p10_p50_p90,
+       percentile_approx(h.heuristics_v2.c4_terminal_line_frac, array(0.1, 0.5, 0.9)) AS terminal_line_frac_p10_p50_p90,
+       avg(CAST(h.heuristics_v2.url_spam_word_hits > 0 AS INT)) AS spam_url_share
 FROM {silver.documents} d JOIN {silver.signals_heuristic} h USING (doc_id)
 GROUP BY 1, 2
 """)

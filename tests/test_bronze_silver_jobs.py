@@ -53,7 +53,39 @@ def test_transforms_write_exactly_their_contracts(spark, home, tmp_path):
 
     sig = compute_heuristics.transform(docs, compute_heuristics.Config(home=home))
     assert columns_and_types(sig) == silver.SIGNALS_HEURISTIC.columns_and_types()
-    assert sig.first().heuristics_v1.word_count == 6
+    first = sig.first()
+    assert first.heuristics_v2.word_count == 6 and first.heuristics_v2.token_count == 8 and first.heuristics_v1 is None
+
+
+def test_a_table_of_heuristics_v1_is_evolved_and_its_rows_stay_readable(spark, home):
+    """A lakehouse written before heuristics_v2 (one NOT NULL heuristics_v1 column): the next job adds the
+    v2 column, its old rows keep their v1 values (v2 NULL), and new rows get v2."""
+    from pyspark.sql.types import StructType
+
+    from jobs.runtime.tables import table_location
+    from udfs import heuristics as H
+
+    v1 = silver.HEURISTICS_V1_STRUCT
+    old_schema = StructType().add("doc_id", "string", False).add("crawl", "string", False).add("heuristics_v1", v1, False)
+    location = table_location(JobConfig(home=home), "silver", "signals_heuristic")
+    values = tuple(0 if t == "int" else 0.0 if t == "double" else False if t == "boolean" else None for _, t in H.V1_FIELDS)
+    spark.sql(f"CREATE TABLE delta.`{location}` (doc_id STRING NOT NULL, crawl STRING NOT NULL, "
+              f"heuristics_v1 {v1.simpleString()} NOT NULL) USING delta PARTITIONED BY (crawl)")
+    spark.createDataFrame([("old-doc", "C0", values)], old_schema).write.format("delta").mode("append").save(location)
+
+    tables.ensure_table(spark, JobConfig(home=home), silver.SIGNALS_HEURISTIC)
+    table = spark.table("silver.signals_heuristic")
+    assert [f.name for f in table.schema.fields] == ["doc_id", "crawl", "heuristics_v1", "heuristics_v2"]
+    assert all(f.nullable for f in table.schema.fields[2:])
+    old = table.where("doc_id = 'old-doc'").first()
+    assert old.heuristics_v1.word_count == 0 and old.heuristics_v2 is None
+    docs = spark.createDataFrame([("new-doc", "C1", "A short page of text.", "https://e.example/")],
+                                 "doc_id string, crawl string, text string, url string")
+    signals = compute_heuristics.transform(docs, compute_heuristics.Config(home=home))
+    tables.replace_where(signals, JobConfig(home=home), silver.SIGNALS_HEURISTIC, tables.crawl_scope(["C1"]))
+    rows = {r.doc_id: r for r in spark.table("silver.signals_heuristic").collect()}
+    assert rows["new-doc"].heuristics_v2.token_count == 6 and rows["new-doc"].heuristics_v1 is None
+    assert rows["old-doc"].heuristics_v1 is not None
 
 
 def test_conform_rejects_missing_and_extra_columns(spark):

@@ -98,7 +98,7 @@ def test_demo_then_sql_from_new_processes(demo, spark, capsys):
     assert len(_Client(f"sqlite:///{home}/mlflow.db").search_model_versions("name = 'cli_quality'")) == 1   # nothing trained
     assert "documents scored by cli_quality v1" in in_process(capsys, "classify", "--model", "models:/cli_quality@champion", "--home", home)
     selected = in_process(capsys, "select", "--recipe", "dclm_like", "--signal", "quality.model=cli_quality", "--home", home)
-    assert "fasttext_top_10pct" in selected and "recipe dclm_like" in selected and "thresholds fasttext_top_10pct >=" in selected
+    assert "quality_top_10pct" in selected and "recipe dclm_like" in selected and "thresholds quality_top_10pct >=" in selected
     exported = in_process(capsys, "export", "--recipe", "dclm_like", "--format", "parquet", "--shards", "2",
                           "--output", str(Path(home) / "cli-export"), "--home", home)
     assert "2 parquet shards" in exported and (Path(home) / "cli-export" / "manifest.json").exists()

@@ -148,25 +148,38 @@ def test_language_missing_for_text_without_letters():
 def test_heuristics_on_literal_text():
     text = "the cat sat on the mat\nthe cat sat on the mat\n# hello world...\n- a bullet line"
     s = H.heuristics(text, "https://news.example.co.uk/a/b?x=1")
-    assert s["word_count"] == 19 and s["line_count"] == 4
-    assert s["dup_line_frac"] == 0.25 and math.isclose(s["dup_line_char_frac"], 22 / (22 + 22 + 16 + 15))
+    # tokens: 6 + 6 + "# hello world ..." + "- a bullet line"; words: the 17 tokens that are not punctuation
+    assert s["token_count"] == 20 and s["word_count"] == 17 and s["line_count"] == 4
+    assert s["dup_line_frac"] == 0.25 and math.isclose(s["dup_line_char_frac"], 22 / len(text))
     assert s["bullet_line_frac"] == 0.25 and s["ellipsis_line_frac"] == 0.25
-    assert math.isclose(s["symbol_word_ratio"], 2 / 19)                      # one '#', one '...'
-    assert s["stop_word_count"] == 4                                         # 'the' x4
+    assert s["hash_word_ratio"] == 1 / 20 and s["ellipsis_word_ratio"] == 1 / 20
+    assert s["stop_words_distinct"] == 1 and s["stop_word_count"] == 4       # 'the' x4: one distinct stop word
     assert s["url_host"] == "news.example.co.uk" and s["url_tld"] == "uk" and s["url_has_query"]
     assert s["url_path_depth"] == 2 and s["url_subdomain_depth"] == 2
-    assert math.isclose(s["fw_short_line_frac"], 1.0) and s["c4_terminal_line_frac"] == 0.25   # "world..." ends in "."
+    assert math.isclose(s["fw_short_line_frac"], 1.0) and s["c4_terminal_line_frac"] == 0.0   # "world..." is an ellipsis
     assert math.isclose(s["fw_dup_line_char_frac"], 22 / len(text.replace("\n", "")))
 
 
+def test_tokens_follow_treebank_like_conventions():
+    got = H.tokens(['He said "Don\'t go." Then, at 1,000 feet (high) the U.S. plane... crashed! See www.a-b.org/x-y.'])
+    assert got.values.to_pylist() == ["He", "said", '"', "Do", "n't", "go", ".", '"', "Then", ",", "at", "1,000", "feet",
+                                      "(", "high", ")", "the", "U.S.", "plane", "...", "crashed", "!", "See",
+                                      "www.a-b.org/x-y", "."]
+    assert H.tokens(["Mr. Smith met J. K. Rowling in 2019. A well-known e-mail"]).values.to_pylist() == [
+        "Mr.", "Smith", "met", "J.", "K.", "Rowling", "in", "2019", ".", "A", "well", "-", "known", "e", "-", "mail"]
+
+
 def test_ngram_repetition_statistics():
-    words = "a b c d e f a b c d e f x".split()
-    s = H.heuristics(" ".join(words))
-    # every 5..6-gram inside the repeated "a b c d e f" is duplicated: 12 of 13 one-character words
-    assert math.isclose(s["dup_5gram_char_frac"], 12 / 13) and math.isclose(s["dup_6gram_char_frac"], 12 / 13)
+    text = "a b c d e f a b c d e f x"
+    s = H.heuristics(text)
+    # Gopher's duplicated n-grams, scanned left to right: the second "abcde" repeats (5 characters, joined
+    # without spaces), and the scan jumps past it; fractions are of all 25 characters of the text
+    assert math.isclose(s["dup_5gram_char_frac"], 5 / 25) and math.isclose(s["dup_6gram_char_frac"], 6 / 25)
     assert s["dup_7gram_char_frac"] == 0.0
-    # the most frequent 2-gram ("a b", twice) covers 2*2 characters
-    assert math.isclose(s["top_2gram_char_frac"], 4 / 13)
+    # the most frequent 2-gram ("a b", twice) covers 2 x 3 characters
+    assert math.isclose(s["top_2gram_char_frac"], 6 / 25)
+    # all 2-grams distinct: the first one counts once
+    assert math.isclose(H.heuristics("one two three")["top_2gram_char_frac"], len("one two") / len("one two three"))
 
 
 def test_heuristics_of_empty_text_are_zeros_not_errors():
@@ -190,7 +203,9 @@ def test_vectorised_heuristics_equal_the_plain_reference(shared_data):
     docs += [(None, " ".join(rng.choice("a b c d".split()) for _ in range(rng.randint(0, 60)))) for _ in range(200)]
     docs += [("http://x/", t) for t in ["", "   ", "one", "# ... …", "a\n\na\n\n a \n", "Ünïcödé wörds ½ 中文\u00a0x",
                                          "line\u00a0one\n\u00a0\nline two\n\n\nline two",
-                                         "- • bullet\n* star…\nJavaScript here\nWe use cookies here."]]
+                                         "- • bullet\n* star…\nJavaScript here\nWe use cookies here.",
+                                         "Lorem ipsum dolor sit amet. Curly { here}. See [1] the text [edit].\n"
+                                         "He said: \"Stop!\" Then it's over. The U.S. Navy. cannot gonna https://x.y/z-w."]]
     frame = H.heuristics_frame([d for _, d in docs], [u for u, _ in docs])
     for i, (url, text) in enumerate(docs):
         expected = reference(text, url)

@@ -33,7 +33,7 @@ def doc(doc_id, text, language="en", score=0.9):
 
 def heur(doc_id, text):
     stats = H.heuristics(text, f"https://e.example/{doc_id}")
-    return (doc_id, "C1", tuple(stats[name] for name, _ in H.FIELDS))
+    return (doc_id, "C1", None, tuple(stats[name] for name, _ in H.FIELDS))
 
 
 GOOD = "This is a perfectly ordinary English sentence about the weather and the sea. " * 8

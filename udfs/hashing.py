@@ -79,19 +79,40 @@ def word_hashes(words: pa.Array) -> np.ndarray:
     n = len(words)
     if n == 0:
         return np.zeros(0, dtype=np.uint64)
-    words = words.cast(pa.large_string())
-    offsets = np.frombuffer(words.buffers()[1], dtype=np.int64, count=n + 1, offset=words.offset * 8)
+    index = np.arange(n)
+    return concatenation_hashes(words, index, index + 1)
+
+
+def concatenation_hashes(strings: pa.Array, first: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """Stable 64-bit hash of strings[first[k]] + ... + strings[stop[k] - 1] (joined without separator) for
+    every k: the word hash of that concatenation, taken from the buffer's prefix sum without building it."""
+    return concatenation_hasher(strings)(first, stop)
+
+
+def concatenation_hasher(strings: pa.Array):
+    """concatenation_hashes for one array and many (first, stop) spans: the prefix sum is taken once."""
+    n = len(strings)
+    if n == 0:
+        return lambda first, stop: np.zeros(len(first), dtype=np.uint64)
+    strings = strings.cast(pa.large_string())
+    offsets = np.frombuffer(strings.buffers()[1], dtype=np.int64, count=n + 1, offset=strings.offset * 8)
     start, end = int(offsets[0]), int(offsets[-1])
     rel = offsets - start
     total = end - start
     powers, inverse = _powers(total + 1)
     with np.errstate(over="ignore"):
-        data = np.frombuffer(words.buffers()[2], dtype=np.uint8)[start:end].astype(np.uint64)
+        data = np.frombuffer(strings.buffers()[2], dtype=np.uint8)[start:end].astype(np.uint64)
         prefix = np.empty(total + 1, dtype=np.uint64)
         prefix[0] = 0
         np.cumsum(np.multiply(data, powers[:total], out=data), out=prefix[1:])
-        raw = (prefix[rel[1:]] - prefix[rel[:-1]]) * inverse[rel[:-1]]
-        return fmix64(raw + (rel[1:] - rel[:-1]).astype(np.uint64))   # length mixed in
+
+    def hashes(first: np.ndarray, stop: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            s, e = rel[first], rel[stop]
+            raw = (prefix[e] - prefix[s]) * inverse[s]
+            return fmix64(raw + (e - s).astype(np.uint64))   # length mixed in
+
+    return hashes
 
 
 def ngram_hashes(words: T.Pieces, ngram: int, short_texts: bool = True) -> tuple[np.ndarray, np.ndarray]:

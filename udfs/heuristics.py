@@ -1,24 +1,33 @@
-"""Heuristic quality statistics of a document: signal family heuristics_v1. Values only, no thresholds.
+"""Heuristic quality statistics of a document: signal family heuristics_v2. Values only, no thresholds.
 
-Sources (the thresholds those papers used are noted for recipes; they are applied in gold, never here):
-- Gopher quality + repetition: Rae et al. 2021, "Scaling Language Models: Methods, Analysis & Insights
-  from Training Gopher", Appendix A.1.1 and Table A1 (words 50..100k, mean word length 3..10,
-  symbol/word <= 0.1, bullet lines <= 0.9, ellipsis lines <= 0.3, alphabetic words >= 0.8, >= 2 stop
-  words; duplicate line/paragraph fractions <= 0.3, their char fractions <= 0.2/0.3, top 2/3/4-gram char
-  fractions <= 0.2/0.18/0.16, duplicate 5..10-gram char fractions <= 0.15..0.10).
-- C4: Raffel et al. 2020, "Exploring the Limits of Transfer Learning with a Unified Text-to-Text
-  Transformer", Section 2.2 (lines ending in terminal punctuation, lines of >= 3 words, pages of >= 5
-  sentences, no "lorem ipsum", no "{", no "javascript" lines, no policy/cookie lines).
-- FineWeb: Penedo et al. 2024, "The FineWeb Datasets", Section 3.3 custom filters (fraction of lines
-  ending in punctuation >= 0.12, fraction of characters in duplicated lines <= 0.1, fraction of lines
-  shorter than 30 characters <= 0.67).
-- RefinedWeb URL filtering: Penedo et al. 2023, "The RefinedWeb Dataset for Falcon LLM", Appendix G.1
-  (domain blocklist + URL word scoring). We cannot ship its 4.6M-domain blocklist; we emit the URL's
-  parts and a count of hits against a short list of our own, so a recipe can join any blocklist.
+Each statistic means what its paper says; where a paper is ambiguous we follow datatrove's reading (its
+Gopher, C4 and FineWeb filters, huggingface/datatrove 0.10), and tests/test_heuristics_conformance.py
+checks the decisions against datatrove's on real pages.
+- Gopher quality + repetition: Rae et al. 2021, Appendix A.1.1 and Table A1 (words 50..100k, mean word
+  length 3..10, '#' and ellipsis each <= 0.1 per word, bullet lines <= 0.9, ellipsis lines <= 0.3, alphabetic
+  words >= 0.8, >= 2 distinct stop words (stop_word_count counts every occurrence, a quality feature); duplicate line/paragraph fractions <= 0.3, their character
+  fractions <= 0.2, top 2/3/4-gram character fractions <= 0.2/0.18/0.16, duplicated 5..10-gram character
+  fractions <= 0.15..0.10). Words are word-tokenizer tokens (Penn Treebank conventions, as NLTK's
+  word_tokenize: punctuation split off as tokens of its own); "words" for the counts and mean length are
+  the tokens holding a character outside PUNCTUATION; character fractions are of the whole text.
+- C4: Raffel et al. 2020, Section 2.2, on the lines C4 keeps (ending in terminal punctuation, not in an
+  ellipsis, >= 3 words, no word over 1000 characters, Wikipedia-style citations removed first, no
+  "javascript", no policy/cookie phrase): their sentences, "lorem ipsum" and "{" in those lines.
+- FineWeb: Penedo et al. 2024, Section 3.3 custom filters (lines ending in terminal punctuation >= 0.12,
+  characters in duplicated lines <= 0.1, lines of <= 30 characters <= 0.67), on the non-blank lines as
+  they are (not trimmed); plus datatrove's newline-per-word ratio.
+- RefinedWeb URL filtering: Penedo et al. 2023, Appendix G.1 (domain blocklist + URL word scoring). We
+  cannot ship its 4.6M-domain blocklist; we emit the URL's parts and a count of hits against a short list
+  of our own, so a recipe can join any blocklist.
+Sentences (C4) and sentence-final periods (the tokenizer) are found by a rule, not by a trained Punkt
+model: a period ends a sentence after two characters that are neither spaces nor periods (so "e.g.",
+"U.S." and initials do not). Rows of heuristics_v1 (the earlier definitions) stay readable in the table.
 """
 from __future__ import annotations
 
+import functools
 import re
+import sys
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -27,26 +36,68 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from udfs import text as T
+from udfs.hashing import concatenation_hasher
 
-VERSION = "heuristics_v1"
-GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
-BULLETS = ("•", "●", "○", "■", "□", "▪", "▫", "‣", "◦", "-", "*", "·", "–", "—", "➢", "►", "✓")
+VERSION = "heuristics_v2"
+GOPHER_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")     # exact, case-sensitive tokens
+BULLETS = ("•", "-")                               # a line starting with either, after leading whitespace
 ELLIPSES = ("...", "…")
-C4_TERMINAL = (".", "!", "?", '"', "'", "”", "’")
-FINEWEB_PUNCT = (".", "!", "?", '"', "'", "”", "’", "…", ":", ";", ")", "]")
+C4_TERMINAL = (".", "?", "!", '"', "'")
+C4_MAX_WORD = 1000
+C4_CITATION = r"\[\d*\]|\[edit\]|\[citation needed\]"
 C4_POLICY = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
-# Substrings that mark spam/adult URLs; our own short list (RefinedWeb's lists are not redistributable).
+FW_SHORT_LINE = 30
+# Characters that make a token a symbol (Gopher's word counts skip tokens made of these only): ASCII
+# punctuation, the typographic and full-width marks below, C0/C1 control characters other than tab and
+# newline, and every Unicode Sentence_Terminal character (datatrove's set of punctuation).
+_MARKS = "—”％１〈、━【「」，】；“《„’∶´．（–？！：～«〉》）。…►»"
 URL_SPAM_WORDS = ("porn", "xxx", "sex", "nude", "escort", "casino", "viagra", "cialis", "hentai", "camgirl", "fuck")
-_SENTENCE_END = r"[.!?]+(?:[\s\pZ]|$)"   # RE2: \s is ASCII, \pZ adds Unicode spaces
 _NGRAM_BASE = np.uint64(0x9E3779B97F4A7C15)   # odd 64-bit constant (golden ratio): spreads id polynomials
 _DOC_SALT = np.uint64(0xD6E8FEB86659FD93)     # odd 64-bit multiplier: a different key space per text
 _IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+_LINE_BREAKS = "\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]"      # what Python's str.splitlines() splits on
+
+# Word tokenization as datatrove's English word tokenizer (spaCy's rule-based English tokenizer, no model)
+# splits text: regular-expression rewrites that pad tokens with spaces, applied in order to whole batches
+# (RE2), then a whitespace split. Punctuation at either end of a token becomes tokens of its own (one
+# character each, "..." as one), as do hyphens, slashes, colons and commas between letters, dashes and
+# ellipses anywhere, and clitics ('s, 'll, n't ...); a final period stays on abbreviations ("Mr.", "U.S.",
+# single letters). Passes marked x3 repeat, because RE2 matches do not overlap.
+_PREFIX = r"[\"'(\[{<«“‘„$£€#*_¡¿]"
+_SUFFIX = r"[\"')\]}>»”’,;:!?*_#%€$]"
+ABBREVIATIONS = (
+    "Mr", "Mrs", "Ms", "Dr", "Prof", "Rev", "Gen", "Gov", "Sen", "Rep", "Jr", "St", "Inc", "Ltd", "Co", "Corp",
+    "Bros", "vs", "Mt", "Messrs", "Adm", "Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct",
+    "Nov", "Dec", "Ala", "Ariz", "Ark", "Calif", "Colo", "Conn", "Del", "Fla", "Ga", "Ill", "Ind", "Kan", "Ky",
+    "La", "Md", "Mass", "Mich", "Minn", "Miss", "Mo", "Mont", "Neb", "Nev", "Okla", "Ore", "Pa", "Tenn", "Va",
+    "Wash", "Wis", "Ph\\.D", "co", "vs", "v\\.s", "a\\.m", "p\\.m", "e\\.g", "i\\.e", "E\\.g", "I\\.e",
+)
+_SUFFIX_RULES = ((r"(\S)(" + _SUFFIX + r")(\s|$)", r"\1 \2\3"), (r"([^\s.])\.(\s|$)", r"\1 .\2")) * 3
+TOKEN_RULES: tuple[tuple[str, str], ...] = (
+    (r"\.\.+|…|—|–|--", r" \0 "),                                   # ellipses and dashes, anywhere
+    *[(r"([\pL\pN])([-/:<>=])(\pL)", r"\1 \2 \3")] * 2,                 # between a letter or digit and a letter
+    *[(r"(\pN)([-+*^])(\pN)", r"\1 \2 \3")] * 2,                        # between digits
+    *[(r"(\pL),(\pL)", r"\1 , \2")] * 2,
+    (r"(\p{Ll})\.(\p{Lu})", r"\1 . \2"),                              # a period between words
+    *[(r"(^|\s)(" + _PREFIX + r")(\S)", r"\1\2 \3")] * 3,               # x3: punctuation opening a token
+    *_SUFFIX_RULES,                                                     # x3: punctuation closing a token
+    *[(r"(^|\s)((?:\pL\.)*\pL|" + "|".join(ABBREVIATIONS) + r") \.(\s|$)", r"\1\2.\3")] * 2,   # abbreviations
+    (r"(?i)(\pL)('s|'m|'d|'ll|'ve|'re|’s|’m|’d|’ll|’ve|’re|n't|n’t)(\s|$)", r"\1 \2\3"),  # clitics
+    (r"(?i)\b(can)(not)\b", r"\1 \2"),
+    (r"(?i)\b(gon|got|wan)(na|ta)\b", r"\1 \2"),
+    (r"(?i)\b(gim|lem)(me)\b", r"\1 \2"),
+)
+
+_SPECIAL = r"[^\pL\pN]|^(?i:cannot|gonna|gotta|wanna|gimme|lemme)$"      # parts TOKEN_RULES can change
+_URL = r"(?i)^(?:[a-z][a-z0-9+.-]*://|www\.)\S"
+_URL_RULES = _SUFFIX_RULES                 # a URL only loses the punctuation closing it
 
 FIELDS: tuple[tuple[str, str], ...] = (
     # (name, Spark SQL type)
-    ("char_count", "int"), ("word_count", "int"), ("line_count", "int"), ("paragraph_count", "int"),
-    ("mean_word_length", "double"), ("symbol_word_ratio", "double"), ("bullet_line_frac", "double"),
-    ("ellipsis_line_frac", "double"), ("alpha_word_frac", "double"), ("stop_word_count", "int"),
+    ("char_count", "int"), ("token_count", "int"), ("word_count", "int"), ("line_count", "int"),
+    ("paragraph_count", "int"), ("mean_word_length", "double"), ("hash_word_ratio", "double"),
+    ("ellipsis_word_ratio", "double"), ("bullet_line_frac", "double"), ("ellipsis_line_frac", "double"),
+    ("alpha_word_frac", "double"), ("stop_words_distinct", "int"), ("stop_word_count", "int"),
     ("dup_line_frac", "double"), ("dup_para_frac", "double"), ("dup_line_char_frac", "double"),
     ("dup_para_char_frac", "double"),
     ("top_2gram_char_frac", "double"), ("top_3gram_char_frac", "double"), ("top_4gram_char_frac", "double"),
@@ -56,23 +107,55 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("c4_javascript_lines", "int"), ("c4_policy_lines", "int"), ("c4_has_lorem_ipsum", "boolean"),
     ("c4_has_curly_bracket", "boolean"), ("c4_kept_word_frac", "double"),
     ("fw_line_punct_frac", "double"), ("fw_short_line_frac", "double"), ("fw_dup_line_char_frac", "double"),
+    ("fw_newline_word_ratio", "double"),
     ("url_host", "string"), ("url_tld", "string"), ("url_length", "int"), ("url_is_ip", "boolean"),
     ("url_subdomain_depth", "int"), ("url_path_depth", "int"), ("url_has_query", "boolean"),
     ("url_spam_word_hits", "int"),
 )
 
+# heuristics_v1's fields: only the table schema keeps them, so rows written before v2 stay readable.
+V1_VERSION = "heuristics_v1"
+_V1_NAMES = """char_count word_count line_count paragraph_count mean_word_length symbol_word_ratio bullet_line_frac
+    ellipsis_line_frac alpha_word_frac stop_word_count dup_line_frac dup_para_frac dup_line_char_frac dup_para_char_frac
+    top_2gram_char_frac top_3gram_char_frac top_4gram_char_frac dup_5gram_char_frac dup_6gram_char_frac
+    dup_7gram_char_frac dup_8gram_char_frac dup_9gram_char_frac dup_10gram_char_frac c4_sentence_count
+    c4_terminal_line_frac c4_short_line_frac c4_javascript_lines c4_policy_lines c4_has_lorem_ipsum
+    c4_has_curly_bracket c4_kept_word_frac fw_line_punct_frac fw_short_line_frac fw_dup_line_char_frac url_host
+    url_tld url_length url_is_ip url_subdomain_depth url_path_depth url_has_query url_spam_word_hits"""
+V1_FIELDS: tuple[tuple[str, str], ...] = tuple((name, {**dict(FIELDS), "symbol_word_ratio": "double"}[name])
+                                               for name in _V1_NAMES.split())
 
-def _regex_any(strings, anchor: str) -> str:
-    alts = "|".join(re.escape(s) for s in strings)
-    return f"^(?:{alts})" if anchor == "start" else f"(?:{alts})$"
+
+@functools.lru_cache(maxsize=1)
+def sentence_terminals() -> str:
+    """Every character with the Unicode property Sentence_Terminal (the `regex` module knows it)."""
+    import regex
+
+    pattern = regex.compile(r"\p{Sentence_Terminal}")
+    return "".join(chr(c) for c in range(sys.maxunicode + 1) if pattern.match(chr(c)))
 
 
-_BULLET_RE = _regex_any(BULLETS, "start")
-_ELLIPSIS_RE = _regex_any(ELLIPSES, "end")
-_C4_TERMINAL_RE = _regex_any(C4_TERMINAL, "end")
-_FINEWEB_PUNCT_RE = _regex_any(FINEWEB_PUNCT, "end")
-_POLICY_RE = "|".join(re.escape(p) for p in C4_POLICY)
-_STOP_WORDS = pa.array(sorted(GOPHER_STOP_WORDS), type=pa.large_string())
+@functools.lru_cache(maxsize=1)
+def punctuation() -> frozenset[str]:
+    ascii_punct = "".join(chr(c) for c in range(33, 127) if not chr(c).isalnum())
+    controls = "".join(chr(c) for c in [*range(0, 9), *range(11, 32), *range(127, 160)])
+    return frozenset(ascii_punct + _MARKS + controls + sentence_terminals())
+
+
+def _char_class(chars) -> str:
+    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in sorted(chars)) + "]"
+
+
+@functools.lru_cache(maxsize=1)
+def _patterns() -> dict[str, str]:
+    ends = lambda strings: "(?:" + "|".join(re.escape(s) for s in strings) + ")$"     # noqa: E731
+    return {
+        "symbol_token": "^" + _char_class(punctuation()) + "+$",
+        "fw_terminal": _char_class(sentence_terminals()) + "$",
+        "c4_terminal": ends(C4_TERMINAL),
+        "ellipsis_end": ends(ELLIPSES),
+        "policy": "|".join(re.escape(p) for p in C4_POLICY),
+    }
 
 
 def _div(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
@@ -82,11 +165,65 @@ def _div(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
 
 
 def _flags(array: pa.Array) -> np.ndarray:
-    return np.asarray(array, dtype=bool) if len(array) else np.zeros(0, dtype=bool)
+    return np.asarray(pc.fill_null(array, False), dtype=bool) if len(array) else np.zeros(0, dtype=bool)
 
 
 def _ints(array: pa.Array) -> np.ndarray:
     return np.asarray(array, dtype=np.int64) if len(array) else np.zeros(0, dtype=np.int64)
+
+
+def _rewrite(values: pa.Array, rules, mask: np.ndarray) -> pa.Array:
+    """`values` with `rules` applied to the masked ones only."""
+    if not mask.any():
+        return values
+    subset = values.filter(pa.array(mask))
+    for pattern, replacement in rules:
+        subset = pc.replace_substring_regex(subset, pattern, replacement)
+    return pc.replace_with_mask(values, pa.array(mask), subset)
+
+
+def piece_tokens(pieces: pa.Array) -> T.Pieces:
+    """Word-tokenizer tokens of every string of `pieces`: each whitespace-separated part rewritten by
+    TOKEN_RULES (only parts holding something other than letters and digits can change), then split on
+    the spaces the rules put in. URLs stay whole but for punctuation closing them."""
+    parts = T.words(pieces)
+    values = parts.values
+    if not len(values):
+        return parts
+    special = _flags(pc.match_substring_regex(values, _SPECIAL))
+    url = special & _flags(pc.match_substring_regex(values, _URL))
+    values = _rewrite(values, TOKEN_RULES, special & ~url)
+    values = _rewrite(values, _URL_RULES, url)
+    split = T.words(values)
+    per_part = np.concatenate(([0], np.cumsum(split.counts)))
+    return T.Pieces(split.values, per_part[parts.offsets])
+
+
+def tokens(texts) -> T.Pieces:
+    """Word-tokenizer tokens of every text: the tokens of its lines (str.splitlines())."""
+    arr = T.as_text_array(texts)
+    lines = _pieces(arr, _LINE_BREAKS, drop_trailing_empty=True)
+    line_tokens = piece_tokens(lines.values)
+    return T.Pieces(line_tokens.values, line_tokens.offsets[lines.offsets])
+
+
+def _pieces(arr: pa.Array, pattern: str, drop_trailing_empty: bool) -> T.Pieces:
+    """Every piece between matches of `pattern`, empty ones kept (Python's re.split / str.splitlines)."""
+    lists = pc.split_pattern_regex(arr, pattern)
+    flat = lists.flatten()
+    offsets = np.asarray(lists.offsets, dtype=np.int64)
+    offsets = offsets - offsets[0]
+    if not drop_trailing_empty or not len(flat):
+        return T.Pieces(flat, offsets)
+    counts = np.diff(offsets)
+    last = offsets[1:] - 1
+    lengths = _ints(pc.utf8_length(flat))
+    drop = np.zeros(len(flat), dtype=bool)
+    has = counts > 0
+    drop[last[has]] = lengths[last[has]] == 0          # a text ending in a line break: no empty last line
+    keep = ~drop
+    kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+    return T.Pieces(flat.filter(pa.array(keep)), kept_before[offsets])
 
 
 def _repeats(pieces: T.Pieces, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,29 +241,51 @@ def _repeats(pieces: T.Pieces, lengths: np.ndarray) -> tuple[np.ndarray, np.ndar
     return pieces.per_doc_sum(repeat.astype(np.int64)), pieces.per_doc_sum(np.where(repeat, lengths, 0))
 
 
-def _ngram_fracs(ids: np.ndarray, lengths: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Gopher's n-gram repetition for a whole batch: per text, the top 2/3/4-gram and duplicated
-    5..10-gram character shares (columns 0..8).
+def _greedy_duplicates(positions: np.ndarray, codes: np.ndarray, n: int, gram_chars: np.ndarray) -> float:
+    """Gopher's duplicated n-gram characters in one text, scanning left to right: an n-gram seen before
+    counts its characters and the scan jumps past it, so overlapping repeats are not counted twice. Only
+    the positions of n-grams that occur more than once in the text (`positions`, ascending) can matter."""
+    seen: set[int] = set()
+    resume, total = 0, 0
+    for pos, code, chars in zip(positions.tolist(), codes.tolist(), gram_chars.tolist()):
+        if pos < resume:
+            continue                                 # skipped by an earlier duplicate
+        if code in seen:
+            total += chars
+            resume = pos + n
+        else:
+            seen.add(code)
+            resume = pos + 1
+    return float(total)
 
-    An n-gram is a 64-bit polynomial of its word ids (Horner's rule, wrapping arithmetic), extended one
-    word at a time and grouped within its text by hashing (pandas factorize, codes in order of first
-    appearance). Only n-grams whose (n-1)-word prefix repeats in the same text can repeat, so each n
-    looks only at those positions: on real pages the candidates shrink from every word (n=2) to a few
-    percent (n=5). On the 990 real pages this takes 0.2 s instead of the 0.8 s of one sort per text and n.
-    """
+
+def _ngram_chars(values: pa.Array, ids: np.ndarray, lengths: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per text (rows) the characters of: the most frequent 2/3/4-gram times its count (joined with
+    spaces; ties go to the n-gram seen first; a text whose n-grams are all distinct gets its first one)
+    and the duplicated 5..10-grams (greedy scan). Columns 0..8; 0 for texts with fewer than n tokens.
+
+    A 2/3/4-gram is a 64-bit polynomial of its token ids, extended one token at a time over the whole
+    batch and grouped within its text by hashing (pandas factorize); only n-grams whose (n-1)-token prefix
+    repeats in the same text can repeat, so each n looks only at those positions. A 5..10-gram is, as in
+    Gopher's implementations, its tokens joined without spaces (two token sequences with the same letters
+    are the same n-gram): the stable hash of that concatenation, from one prefix sum over the tokens."""
     n_docs = len(offsets) - 1
     out = np.zeros((n_docs, 9), dtype=np.float64)
-    n_words = len(ids)
-    if not n_words:
+    n_tok = len(ids)
+    if not n_tok:
         return out
-    doc = np.repeat(np.arange(n_docs), np.diff(offsets))
-    doc_end = offsets[1:][doc]                           # per word: where its text's words end
+    counts_per_doc = np.diff(offsets)
+    doc = np.repeat(np.arange(n_docs), counts_per_doc)
+    doc_end = offsets[1:][doc]
     cum = np.concatenate(([0], np.cumsum(lengths)))
-    total = cum[offsets[1:]] - cum[offsets[:-1]]         # characters in words, per text
-    salt = doc.astype(np.uint64) * _DOC_SALT             # equal n-grams of different texts never group
-    cand = np.arange(n_words)
+    for n in (2, 3, 4):                                 # texts whose n-grams never repeat: their first n-gram
+        has = counts_per_doc >= n
+        start = offsets[:-1][has]
+        out[has, n - 2] = cum[start + n] - cum[start] + (n - 1)
+    salt = doc.astype(np.uint64) * _DOC_SALT
+    cand = np.arange(n_tok)
     grams = ids.astype(np.uint64)
-    for n in range(2, 11):
+    for n in (2, 3, 4):
         fits = cand + n <= doc_end[cand]
         cand, grams = cand[fits], grams[fits]
         if not len(cand):
@@ -136,24 +295,31 @@ def _ngram_fracs(ids: np.ndarray, lengths: np.ndarray, offsets: np.ndarray) -> n
         count = np.bincount(codes)[codes]
         repeat = count > 1
         if not repeat.any():
-            break          # no n-gram repeats, so no longer one does: the rest stay 0
-        if n <= 4:
-            d = doc[cand]
-            best = np.zeros(n_docs, dtype=np.int64)
-            np.maximum.at(best, d, count)
-            # the first position holding a most frequent n-gram: ties go to the n-gram seen first
-            hit = repeat & (count == best[d])
-            hit_doc, hit_pos = d[hit], cand[hit]
-            first = np.flatnonzero(np.concatenate(([True], hit_doc[1:] != hit_doc[:-1])))
-            docs, pos = hit_doc[first], hit_pos[first]
-            out[docs, n - 2] = (cum[pos + n] - cum[pos]) * best[docs] / total[docs]
-        else:
-            starts = cand[repeat]
-            edges = np.bincount(starts, minlength=n_words + 1) - np.bincount(starts + n, minlength=n_words + 1)
-            covered = np.cumsum(edges[:n_words]) > 0
-            covered_cum = np.concatenate(([0], np.cumsum(np.where(covered, lengths, 0))))
-            out[:, n - 2] = _div(covered_cum[offsets[1:]] - covered_cum[offsets[:-1]], total)
+            break
+        d = doc[cand]
+        best = np.zeros(n_docs, dtype=np.int64)
+        np.maximum.at(best, d, count)
+        hit = repeat & (count == best[d])
+        hit_doc, hit_pos = d[hit], cand[hit]
+        first = np.flatnonzero(np.concatenate(([True], hit_doc[1:] != hit_doc[:-1])))
+        docs, pos = hit_doc[first], hit_pos[first]
+        out[docs, n - 2] = (cum[pos + n] - cum[pos] + (n - 1)) * best[docs]
         cand, grams = cand[repeat], grams[repeat]
+    everywhere = np.arange(n_tok)
+    concatenation = concatenation_hasher(values)
+    for n in range(5, 11):
+        start = everywhere[everywhere + n <= doc_end]
+        if not len(start):
+            break
+        codes, _ = pd.factorize(concatenation(start, start + n) ^ salt[start])
+        repeat = np.bincount(codes)[codes] > 1
+        if not repeat.any():
+            continue
+        rpos, rcodes, rdoc = start[repeat], codes[repeat], doc[start[repeat]]
+        chars = cum[rpos + n] - cum[rpos]
+        bounds = np.flatnonzero(np.concatenate(([True], rdoc[1:] != rdoc[:-1], [True])))
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            out[rdoc[a], n - 2] = _greedy_duplicates(rpos[a:b], rcodes[a:b], n, chars[a:b])
     return out
 
 
@@ -178,68 +344,147 @@ def url_signals(url: str | None) -> dict:
     }
 
 
-def heuristics_columns(texts, urls) -> dict[str, np.ndarray | list]:
-    """heuristics_v1 for a whole batch: one array per field, vectorised with Arrow and numpy."""
-    arr = T.as_text_array(texts)
-    n_docs = len(arr)
-    chars = _ints(pc.utf8_length(arr))
+def _sentences(toks: T.Pieces) -> np.ndarray:
+    """Sentences per text, from its tokens, as a rule-based sentencizer finds them (spaCy's, which
+    datatrove's English sentence splitting uses): a sentence ends at a token that is one sentence-terminal
+    character, and the next begins at the first token after it that is not punctuation."""
+    n = len(toks.offsets) - 1
+    if not len(toks.values):
+        return np.zeros(n, dtype=np.int64)
+    encoded = pc.dictionary_encode(toks.values)
+    ids = _ints(encoded.indices)
+    terminal = _flags(pc.match_substring_regex(encoded.dictionary, "^" + _char_class(sentence_terminals()) + "$"))[ids]
+    punct = terminal | _flags(pc.match_substring_regex(encoded.dictionary, r"^\pP+$"))[ids]
+    seen = np.concatenate(([0], np.cumsum(terminal)))         # terminal tokens before each position
+    words = np.flatnonzero(~punct)
+    line = toks.doc_index()[words]
+    previous = np.concatenate(([-1], words[:-1]))
+    first = np.concatenate(([True], line[1:] != line[:-1]))
+    previous = np.where(first, toks.offsets[:-1][line] - 1, previous)
+    boundary = seen[words] - seen[previous + 1] > 0
+    starts = np.bincount(line[boundary], minlength=n)
+    return np.where(toks.counts > 0, 1 + starts, 0)
 
-    lines = T.lines(arr)
-    words, line_words = T.words_by_line(lines)
-    n_words = words.counts
-    # Length, letters and stop-word-ness depend on the word alone: computed once per distinct word of the
-    # batch (~1 in 10 on real pages) and spread back by id. All heuristics of the 990 real pages:
-    # 0.88 -> 0.72 CPU-s, same values.
-    encoded = pc.dictionary_encode(words.values)
-    word_ids = _ints(encoded.indices)
-    vocab = encoded.dictionary
-    word_len = _ints(pc.utf8_length(vocab))[word_ids]
-    alpha = _flags(pc.match_substring_regex(vocab, r"\pL"))[word_ids]
-    stop = _flags(pc.is_in(pc.utf8_lower(vocab), value_set=_STOP_WORDS))[word_ids]
-    ngram = _ngram_fracs(word_ids, word_len, words.offsets)
 
+def _c4(lines: T.Pieces, line_tokens: T.Pieces) -> dict[str, np.ndarray]:
+    """C4's line rules on the trimmed lines of str.splitlines() (and their tokens): which lines it keeps,
+    and the statistics."""
+    p = _patterns()
+    trimmed = pc.utf8_trim_whitespace(lines.values)
+    words = pc.utf8_split_whitespace(trimmed)
+    n_words = _ints(pc.list_value_length(words)) if len(trimmed) else np.zeros(0, dtype=np.int64)
+    flat_words = words.flatten() if len(trimmed) else pa.array([], pa.large_string())
+    long_word = np.zeros(len(trimmed), dtype=bool)
+    if len(flat_words):
+        too_long = _ints(pc.utf8_length(flat_words)) > C4_MAX_WORD
+        if too_long.any():
+            owner = np.repeat(np.arange(len(trimmed)), n_words)
+            long_word[owner[too_long]] = True
+    cleaned = pc.replace_substring_regex(trimmed, C4_CITATION, "")
+    terminal = _flags(pc.match_substring_regex(cleaned, p["c4_terminal"])) & \
+        ~_flags(pc.ends_with(cleaned, "..."))
+    candidate = ~long_word & terminal & (n_words >= 3)
+    lowered = pc.utf8_lower(cleaned)
+    lorem = candidate & _flags(pc.match_substring(lowered, "lorem ipsum"))
+    javascript = _flags(pc.match_substring(lowered, "javascript"))
+    curly = candidate & ~javascript & _flags(pc.match_substring(cleaned, "{"))
+    policy = _flags(pc.match_substring_regex(lowered, p["policy"]))
+    kept = candidate & ~javascript & ~policy
+    sentences = _sentences(line_tokens)
+    cited = kept & _flags(pc.match_substring_regex(trimmed, C4_CITATION))     # tokens of the cleaned line
+    if cited.any():
+        sentences[cited] = _sentences(piece_tokens(cleaned.filter(pa.array(cited))))
+    sentences = np.where(kept, sentences, 0)
     n_lines = lines.counts
-    line_len = _ints(pc.utf8_length(lines.values))
-    terminal = _flags(pc.match_substring_regex(lines.values, _C4_TERMINAL_RE))
-    javascript = _flags(pc.match_substring(lines.values, "javascript", ignore_case=True))
-    policy = _flags(pc.match_substring_regex(lines.values, _POLICY_RE, ignore_case=True))
-    kept = terminal & (line_words >= 3) & ~javascript & ~policy
-    dup_lines, dup_line_chars = _repeats(lines, line_len)
-
-    paras = T.paragraphs(arr)
-    dup_paras, dup_para_chars = _repeats(paras, _ints(pc.utf8_length(paras.values)))
-
-    symbols = _ints(pc.count_substring(arr, "#")) + sum(_ints(pc.count_substring(arr, e)) for e in ELLIPSES)
-    newlines = _ints(pc.count_substring(arr, "\n"))
-    cols: dict[str, np.ndarray | list] = {
-        "char_count": chars,
-        "word_count": n_words,
-        "line_count": n_lines,
-        "paragraph_count": paras.counts,
-        "mean_word_length": _div(words.per_doc_sum(word_len), n_words),
-        "symbol_word_ratio": _div(symbols, n_words),
-        "bullet_line_frac": _div(lines.per_doc_sum(_flags(pc.match_substring_regex(lines.values, _BULLET_RE))), n_lines),
-        "ellipsis_line_frac": _div(lines.per_doc_sum(_flags(pc.match_substring_regex(lines.values, _ELLIPSIS_RE))), n_lines),
-        "alpha_word_frac": _div(words.per_doc_sum(alpha), n_words),
-        "stop_word_count": words.per_doc_sum(stop),
-        "dup_line_frac": _div(dup_lines, n_lines),
-        "dup_para_frac": _div(dup_paras, paras.counts),
-        "dup_line_char_frac": _div(dup_line_chars, lines.per_doc_sum(line_len)),
-        "dup_para_char_frac": _div(dup_para_chars, paras.per_doc_sum(_ints(pc.utf8_length(paras.values)))),
-        **{name: ngram[:, i] for i, name in enumerate(
-            ["top_2gram_char_frac", "top_3gram_char_frac", "top_4gram_char_frac"]
-            + [f"dup_{n}gram_char_frac" for n in range(5, 11)])},
-        "c4_sentence_count": _ints(pc.count_substring_regex(arr, _SENTENCE_END)),
+    return {
+        "c4_sentence_count": lines.per_doc_sum(sentences),
         "c4_terminal_line_frac": _div(lines.per_doc_sum(terminal), n_lines),
-        "c4_short_line_frac": _div(lines.per_doc_sum(line_words < 3), n_lines),
+        "c4_short_line_frac": _div(lines.per_doc_sum(n_words < 3), n_lines),
         "c4_javascript_lines": lines.per_doc_sum(javascript),
         "c4_policy_lines": lines.per_doc_sum(policy),
-        "c4_has_lorem_ipsum": _flags(pc.match_substring(arr, "lorem ipsum", ignore_case=True)),
-        "c4_has_curly_bracket": _flags(pc.match_substring(arr, "{")),
-        "c4_kept_word_frac": _div(lines.per_doc_sum(np.where(kept, line_words, 0)), n_words),
-        "fw_line_punct_frac": _div(lines.per_doc_sum(_flags(pc.match_substring_regex(lines.values, _FINEWEB_PUNCT_RE))), n_lines),
-        "fw_short_line_frac": _div(lines.per_doc_sum(line_len < 30), n_lines),
-        "fw_dup_line_char_frac": _div(dup_line_chars, chars - newlines),
+        "c4_has_lorem_ipsum": lines.per_doc_sum(lorem) > 0,
+        "c4_has_curly_bracket": lines.per_doc_sum(curly) > 0,
+        "c4_kept_word_frac": lines.per_doc_sum(np.where(kept, n_words, 0)),      # divided by the caller
+    }
+
+
+def heuristics_columns(texts, urls) -> dict[str, np.ndarray | list]:
+    """heuristics_v2 for a whole batch: one array per field, vectorised with Arrow and numpy."""
+    p = _patterns()
+    arr = T.as_text_array(texts)
+    chars = _ints(pc.utf8_length(arr))
+
+    # lines of str.splitlines(), for bullets, ellipses and C4; the text's tokens are its lines' tokens
+    split_lines = _pieces(arr, _LINE_BREAKS, drop_trailing_empty=True)
+    line_tokens = piece_tokens(split_lines.values)
+    toks = T.Pieces(line_tokens.values, line_tokens.offsets[split_lines.offsets])
+
+    # Gopher quality: tokens, and the words among them (tokens with a character that is not punctuation)
+    encoded = pc.dictionary_encode(toks.values)
+    tok_ids = _ints(encoded.indices)
+    vocab = encoded.dictionary
+    tok_len = _ints(pc.utf8_length(vocab))[tok_ids]
+    is_word = ~_flags(pc.match_substring_regex(vocab, p["symbol_token"]))[tok_ids]
+    alpha = _flags(pc.match_substring_regex(vocab, r"\pL"))[tok_ids]
+    n_tokens = toks.counts
+    n_words = toks.per_doc_sum(is_word)
+    stop_ids = {w: i for i, w in enumerate(vocab.to_pylist()) if w in GOPHER_STOP_WORDS}
+    stop_distinct = np.zeros(len(arr), dtype=np.int64)
+    stop_count = np.zeros(len(arr), dtype=np.int64)
+    if stop_ids:
+        doc = toks.doc_index()
+        for i in stop_ids.values():
+            per_doc = np.bincount(doc[tok_ids == i], minlength=len(arr))
+            stop_distinct += per_doc > 0
+            stop_count += per_doc
+    ngram = _ngram_chars(toks.values, tok_ids, tok_len, toks.offsets)
+
+    n_split = split_lines.counts
+    bullet = _flags(pc.match_substring_regex(pc.utf8_ltrim_whitespace(split_lines.values), "^(?:•|-)"))
+    ellipsis_line = _flags(pc.match_substring_regex(pc.utf8_rtrim_whitespace(split_lines.values), p["ellipsis_end"]))
+    c4 = _c4(split_lines, line_tokens)
+
+    # Gopher repetition: lines split on runs of "\n", paragraphs on runs of 2+ "\n" of the trimmed text
+    rep_lines = _pieces(arr, "\n+", drop_trailing_empty=False)
+    rep_line_len = _ints(pc.utf8_length(rep_lines.values))
+    dup_lines, dup_line_chars = _repeats(rep_lines, rep_line_len)
+    paras = _pieces(pc.utf8_trim_whitespace(arr), "\n\n+", drop_trailing_empty=False)
+    dup_paras, dup_para_chars = _repeats(paras, _ints(pc.utf8_length(paras.values)))
+
+    # FineWeb: non-blank "\n" lines as they are
+    fw_lines = T.Pieces(*_non_blank(_pieces(arr, "\n", drop_trailing_empty=False)))
+    fw_len = _ints(pc.utf8_length(fw_lines.values))
+    _, fw_dup_chars = _repeats(fw_lines, fw_len)
+    newlines = _ints(pc.count_substring(arr, "\n"))
+
+    cols: dict[str, np.ndarray | list] = {
+        "char_count": chars,
+        "token_count": n_tokens,
+        "word_count": n_words,
+        "line_count": n_split,
+        "paragraph_count": paras.counts,
+        "mean_word_length": _div(toks.per_doc_sum(np.where(is_word, tok_len, 0)), n_words),
+        "hash_word_ratio": _div(_ints(pc.count_substring(arr, "#")), n_tokens),
+        "ellipsis_word_ratio": _div(_ints(pc.count_substring(arr, "...")) + _ints(pc.count_substring(arr, "…")), n_tokens),
+        "bullet_line_frac": _div(split_lines.per_doc_sum(bullet), n_split),
+        "ellipsis_line_frac": _div(split_lines.per_doc_sum(ellipsis_line), n_split),
+        "alpha_word_frac": _div(toks.per_doc_sum(alpha), n_tokens),
+        "stop_words_distinct": stop_distinct,
+        "stop_word_count": stop_count,
+        "dup_line_frac": _div(dup_lines, rep_lines.counts),
+        "dup_para_frac": _div(dup_paras, paras.counts),
+        "dup_line_char_frac": _div(dup_line_chars, chars),
+        "dup_para_char_frac": _div(dup_para_chars, chars),
+        **{name: _div(ngram[:, i], chars) for i, name in enumerate(
+            ["top_2gram_char_frac", "top_3gram_char_frac", "top_4gram_char_frac"]
+            + [f"dup_{n}gram_char_frac" for n in range(5, 11)])},
+        **c4,
+        "c4_kept_word_frac": _div(c4["c4_kept_word_frac"], T.words(arr).counts),
+        "fw_line_punct_frac": _div(fw_lines.per_doc_sum(_flags(pc.match_substring_regex(fw_lines.values, p["fw_terminal"]))),
+                                   fw_lines.counts),
+        "fw_short_line_frac": _div(fw_lines.per_doc_sum(fw_len <= FW_SHORT_LINE), fw_lines.counts),
+        "fw_dup_line_char_frac": _div(fw_dup_chars, chars - newlines),
+        "fw_newline_word_ratio": _div(newlines, n_tokens),
     }
     url_rows = [url_signals(u) for u in urls]
     for name, _ in FIELDS:
@@ -248,32 +493,40 @@ def heuristics_columns(texts, urls) -> dict[str, np.ndarray | list]:
     return cols
 
 
+def _non_blank(pieces: T.Pieces) -> tuple[pa.Array, np.ndarray]:
+    keep = _ints(pc.utf8_length(pc.utf8_trim_whitespace(pieces.values))) > 0
+    kept_before = np.concatenate(([0], np.cumsum(keep, dtype=np.int64)))
+    return pieces.values.filter(pa.array(keep)), kept_before[pieces.offsets]
+
+
 def _cut(texts, max_chars: int) -> pa.Array:
     arr = T.as_text_array(texts)
     return pc.utf8_slice_codeunits(arr, 0, max_chars) if max_chars else arr
 
 
 def heuristics_frame(texts, urls, max_chars: int = 1_000_000) -> pd.DataFrame:
-    """heuristics_v1 of a batch as a DataFrame, one column per field (texts cut at max_chars)."""
+    """heuristics_v2 of a batch as a DataFrame, one column per field (texts cut at max_chars)."""
     cols = heuristics_columns(_cut(texts, max_chars), list(urls))
     return pd.DataFrame({name: cols[name] for name, _ in FIELDS})
 
 
 def heuristics(text: str | None, url: str | None = None) -> dict:
-    """heuristics_v1 of one document (a batch of one)."""
+    """heuristics_v2 of one document (a batch of one)."""
     row = heuristics_frame([text], [url]).iloc[0]
     return {name: (row[name].item() if hasattr(row[name], "item") else row[name]) for name, _ in FIELDS}
 
 
 def heuristics_batches(batches, max_chars: int = 1_000_000):
-    """mapInArrow function: batches of (doc_id, crawl, text, url) -> (doc_id, crawl, heuristics_v1).
-    Arrow in, Arrow out: no pandas conversion of the texts."""
+    """mapInArrow function: batches of (doc_id, crawl, text, url) -> (doc_id, crawl, heuristics_v1 NULL,
+    heuristics_v2). Arrow in, Arrow out: no pandas conversion of the texts."""
+    v1_type = pa.struct([pa.field(name, _ARROW_TYPES[t]) for name, t in V1_FIELDS])
     for batch in batches:
         cols = heuristics_columns(_cut(batch.column("text"), max_chars), batch.column("url").to_pylist())
         struct = pa.StructArray.from_arrays(
             [pa.array(cols[name], type=_ARROW_TYPES[t]) for name, t in FIELDS], names=[n for n, _ in FIELDS])
-        yield pa.RecordBatch.from_arrays([batch.column("doc_id"), batch.column("crawl"), struct],
-                                         names=["doc_id", "crawl", VERSION])
+        yield pa.RecordBatch.from_arrays(
+            [batch.column("doc_id"), batch.column("crawl"), pa.nulls(batch.num_rows, v1_type), struct],
+            names=["doc_id", "crawl", V1_VERSION, VERSION])
 
 
 _ARROW_TYPES = {"int": pa.int32(), "double": pa.float64(), "boolean": pa.bool_(), "string": pa.string()}

@@ -28,7 +28,7 @@ COMPONENTS = ("fasttext", "reference_lm", "heuristics", "length", "embedding")
 DEFAULT_COMPONENTS = ("fasttext", "reference_lm", "heuristics", "length")
 # heuristics fields used as features; counts enter as log1p
 HEURISTIC_FEATURES = (
-    "stop_word_count", "c4_sentence_count", "mean_word_length", "symbol_word_ratio", "alpha_word_frac",
+    "stop_word_count", "c4_sentence_count", "mean_word_length", "hash_word_ratio", "ellipsis_word_ratio", "alpha_word_frac",
     "bullet_line_frac", "ellipsis_line_frac", "dup_line_frac", "dup_para_frac", "top_2gram_char_frac",
     "dup_5gram_char_frac", "c4_terminal_line_frac", "c4_short_line_frac", "c4_kept_word_frac",
     "fw_line_punct_frac", "fw_short_line_frac", "fw_dup_line_char_frac",

@@ -10,11 +10,11 @@ is read. Recipes are YAML files (shipped ones in jobs/gold/recipes/, or any path
     predicates:                               # evaluated in order; the first failing one is the drop reason
       - name: english
         where: "d.language = 'en' AND d.language_score >= 0.65"
-      - name: fasttext_top_10pct
+      - name: quality_top_10pct
         top_percent: 10                       # keep the best 10% of what is left, by:
         score: q.score
 
-Aliases: d = silver.documents, h = silver.signals_heuristic (heuristics_v1 fields as columns),
+Aliases: d = silver.documents, h = silver.signals_heuristic (heuristics_v2 fields as columns),
 x = silver.duplicates, q = silver.signals_quality, c = silver.signals_contamination,
 n = silver.signals_neural (one scorer and model per recipe: signals.neural.scorer and .model, e.g.
 {scorer: embedding, model: lakesift_embedding}; learnability models are named LEARNER/REFERENCE).

@@ -21,6 +21,7 @@ from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import job_run
 from schemas import gold, silver
+from udfs import heuristics
 
 TOKEN_CHARS = 4          # ~4 characters per BPE token for English web text (GPT-2/3 tokenisers)
 
@@ -56,7 +57,7 @@ def _family_frames(spark: SparkSession, cfg: JobConfig, recipe: R.Recipe, empty:
             df = tables.read_table(spark, cfg, contract, versions[contract.fullname])
         opts = recipe.signals.get(family, {})
         if family == "heuristics":
-            df = df.select("doc_id", "heuristics_v1.*")
+            df = df.where(F.col(heuristics.VERSION).isNotNull()).select("doc_id", f"{heuristics.VERSION}.*")
         elif family == "duplicates":
             df = df.where((F.col("version") == opts.get("version", "minhash_5g_14x8")) & (F.col("scope") == opts.get("scope", "crawl")))
         elif family == "quality":

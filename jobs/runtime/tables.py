@@ -96,8 +96,9 @@ def _register_unlocked(spark, cfg: JobConfig, layer: str, name: str, ddl: str) -
         try:
             spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} {ddl} LOCATION '{escaped}'")
         except Exception as exc:
-            # The table exists with properties set since (ALTER TABLE ... SET TBLPROPERTIES): they stand.
-            if "DELTA_CREATE_TABLE_WITH_DIFFERENT_PROPERTY" not in str(exc):
+            # The table exists with properties set since (ALTER TABLE ... SET TBLPROPERTIES): they stand; or
+            # it was written by an earlier lakesift whose contract had fewer columns: evolve_table adds them.
+            if not any(c in str(exc) for c in ("DELTA_CREATE_TABLE_WITH_DIFFERENT_PROPERTY", "DELTA_CREATE_TABLE_SCHEME_MISMATCH")):
                 raise
             spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} USING delta LOCATION '{escaped}'")
 
@@ -177,8 +178,27 @@ def create_views(spark, cfg: JobConfig, existing: set[str] | None = None) -> lis
     return made
 
 
+def evolve_table(spark, name: str, contract: TableContract) -> None:
+    """Bring a table written under an earlier contract up to this one: add the columns it lacks and drop
+    NOT NULL where the contract now allows NULL (old rows stay as they were). Nothing else is changed."""
+    existing = {f.name: f for f in spark.table(name).schema.fields}
+    missing = [c for c in contract.columns if c.name not in existing]
+    if missing:
+        cols = ", ".join(f"`{c.name}` {c.dtype.simpleString()} COMMENT '{c.comment.replace(chr(39), chr(92) + chr(39))}'"
+                         for c in missing)
+        with_conflict_retry(lambda: spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({cols})"), f"evolve {contract.fullname}")
+    for c in contract.columns:
+        if c.nullable and c.name in existing and not existing[c.name].nullable:
+            with_conflict_retry(lambda c=c: spark.sql(f"ALTER TABLE {name} ALTER COLUMN `{c.name}` DROP NOT NULL"),
+                                f"evolve {contract.fullname}")
+
+
+_EVOLVED: set[tuple[str, str]] = set()
+
+
 def ensure_table(spark, cfg: JobConfig, contract: TableContract) -> str:
-    """Create the table from its contract if it does not exist; returns its qualified name."""
+    """Create the table from its contract if it does not exist (or evolve an older one); returns its
+    qualified name."""
     parts = [f"(\n  {contract.ddl_columns()}\n) USING delta"]
     if contract.partition_by:
         parts.append("PARTITIONED BY (" + ", ".join(f"`{c}`" for c in contract.partition_by) + ")")
@@ -195,7 +215,12 @@ def ensure_table(spark, cfg: JobConfig, contract: TableContract) -> str:
             lambda: spark.sql(f"CREATE TABLE IF NOT EXISTS {table_name(cfg, contract)} {ddl}"),
             f"create {contract.fullname}",
         )
-    return table_name(cfg, contract)
+    name = table_name(cfg, contract)
+    key = (name, table_location(cfg, contract.layer, contract.name) if cfg.catalog is None else cfg.catalog)
+    if key not in _EVOLVED:                 # once per table and session: a schema lookup is not free
+        evolve_table(spark, name, contract)
+        _EVOLVED.add(key)
+    return name
 
 
 def read_table(spark, cfg: JobConfig, contract: TableContract, version: int | None = None):

@@ -1,4 +1,4 @@
-"""Silver: heuristic statistics for every document (signal family heuristics_v1).
+"""Silver: heuristic statistics for every document (signal family heuristics_v2; rows of heuristics_v1 stay readable).
 
 Reads   silver.documents            (the crawls asked for; every crawl by default)
 Writes  silver.signals_heuristic    (replaces those crawls' partitions)
