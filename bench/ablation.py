@@ -1,85 +1,109 @@
-"""What curation buys: proxy models trained on raw vs curated corpora of the same pool, at the CPU scale.
+"""What curation buys on the real pool: proxy models trained on each recipe's corpus, at the CPU scale.
 
-Raw pool: the 990 real pages of the trafilatura benchmark (made-up WARC headers, real HTML) plus the
-generated demo crawl, through ingest -> extract -> heuristics -> dedup; a fastText quality classifier trained
-on ../shared/data/text reference text (WikiText-2 validation, Shakespeare, inaugural and State of the Union
-addresses, CCNet head documents; never WikiText-2 test, the held-out set) against the pool; then
-`ablate --recipes raw heuristics_dedup dclm_like --scale tiny --seeds 2`.
-Targets: the ablation finishes in <= 30 minutes here; a curated recipe reaches raw's final held-out bits per
-byte with >= 2x fewer tokens.
+Needs the pool lakehouse of `python -m bench.pool all` (../shared/data/pool's real texts as crawls, through
+the whole pipeline; BENCH_POOL_DIR, default /tmp/lakesift-pool). Then, as a user would:
+
+    lakesift ablate --recipes raw heuristics heuristics_dedup dclm_like --random-like best --scale tiny --seeds 3
+        --heldout newsgroups_test=... cleaneval_gold=... wikitext2_test=... --exclude wikitext2_test
+
+Arms: the shipped recipes (dedup read across crawls: the pool was deduplicated globally), and a random subset
+of raw as large (in tokens) as the best arm. Evaluation domains never entered the pool, the quality model's
+positives or a recipe: the 20 Newsgroups test split, the cleaneval pages' gold text and WikiText-2 test.
+WikiText-2 test is reported but left out of the deciding mean, because the quality model's positives
+include WikiText-2 validation (its own target). Writes bench/results/ablation.json and the plot
+bench/results/ablation_tiny.png. Targets: the whole ablation within 60 minutes here; the best curated arm
+reaches raw's final held-out bpb with at most half the tokens, and beats the random subset of its size, with
+95% intervals that do not overlap.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
-from bench.common import SHARED, eval_pages, report, write_pages_as_warc
+from bench.common import RESULTS, SHARED, report
 
+WORK = Path(os.environ.get("BENCH_POOL_DIR", "/tmp/lakesift-pool"))
 SCALE = os.environ.get("BENCH_SCALE", "tiny")
-SEEDS = int(os.environ.get("BENCH_SEEDS", "2"))
+SEEDS = int(os.environ.get("BENCH_SEEDS", "3"))
+RECIPES = tuple(os.environ.get("BENCH_RECIPES", "raw heuristics heuristics_dedup dclm_like").split())
+EXCLUDED = ("wikitext2_test",)
+
+
+def domains(work: Path) -> tuple[str, ...]:
+    manifest = json.loads((work / "pool_manifest.json").read_text())
+    return tuple(f"{name}={path}" for name, path in manifest["evaluation_domains"].items())
+
+
+def overrides_for(recipe: str) -> tuple[str, ...]:
+    from jobs.gold import recipe as R
+
+    return ("duplicates.scope=global",) if "duplicates" in R.load(recipe).families() else ()
+
+
+def verdict(summary: dict, baseline: str, random_arm: str) -> dict:
+    """The acceptance questions, answered from the figures."""
+    curated = {a: s for a, s in summary.items() if a not in (baseline, random_arm)}
+    best = min(curated, key=lambda a: curated[a]["heldout_bpb"]["mean"])
+    b, r = summary[best], summary[random_arm]
+    speed = b["speedup"]
+    separated = (b["heldout_bpb"]["high"] is not None and r["heldout_bpb"]["low"] is not None
+                 and b["heldout_bpb"]["high"] < r["heldout_bpb"]["low"])
+    return {"best_arm": best,
+            "best_speedup_mean": speed["mean"], "best_speedup_low": speed["low"],
+            "reaches_raw_with_half_the_tokens": bool(speed["mean"] and speed["mean"] >= 2 and not b["speedup_not_reached"]),
+            "reaches_raw_with_half_the_tokens_at_95pct": bool(speed["low"] and speed["low"] >= 2),
+            "beats_random_subset_with_separated_intervals": separated}
 
 
 def main() -> None:
-    from jobs.bronze import ingest_warc
-    from jobs.bronze.sample_crawl import SampleCrawlSpec, write_sample_crawl
-    from jobs.classifiers import classify_quality, train_quality
     from jobs.gold import select_corpus
     from jobs.proxy import ablate
     from jobs.runtime.config import JobConfig
     from jobs.runtime.spark import get_spark
-    from jobs.silver import cluster_duplicates, compute_heuristics, compute_minhash, extract_documents
 
-    tmp = Path(tempfile.mkdtemp(prefix="lakesift-bench-ablation-"))
-    try:
-        home = str(tmp / "lakehouse")
-        pages = tmp / "real-pages.warc.gz"
-        write_pages_as_warc(pages, [(u, r) for u, _, r in eval_pages()], crawl="REAL-PAGES")
-        demo = tmp / "demo.warc.gz"
-        write_sample_crawl(demo, SampleCrawlSpec(pages=1000, seed=7))
-        spark = get_spark(JobConfig(home=home), app_name="bench-ablation")
-        started = time.perf_counter()
-        ingest_warc.run(spark, ingest_warc.Config(home=home, inputs=(str(pages), str(demo))))
-        extract_documents.run(spark, extract_documents.Config(home=home))
-        compute_heuristics.run(spark, compute_heuristics.Config(home=home))
-        compute_minhash.run(spark, compute_minhash.Config(home=home))
-        cluster_duplicates.run(spark, cluster_duplicates.Config(home=home))
-        text = SHARED / "text"
-        positives = tuple(str(text / n) for n in ("wikitext-2_valid.txt", "tinyshakespeare_input.txt", "nltk_inaugural.zip",
-                                                  "nltk_state_union.zip", "ccnet"))
-        quality = train_quality.run(spark, train_quality.Config(home=home, name="lakesift_quality", positives=positives,
-                                                                  min_words=20, max_examples=20_000))
-        classify_quality.run(spark, classify_quality.Config(home=home, model="models:/lakesift_quality@champion"))
-        kept = {}
-        for recipe in ("raw", "heuristics_dedup", "dclm_like"):
-            s = select_corpus.run(spark, select_corpus.Config(home=home, recipe=recipe))
-            kept[recipe] = (s["documents_out"], s["tokens_out"])
-        pipeline_seconds = time.perf_counter() - started
-        print(f"pool built in {pipeline_seconds:.0f}s; kept (documents, estimated tokens): {kept}; "
-              f"quality classifier held-out ROC-AUC {quality['roc_auc']:.3f}", flush=True)
-
-        started = time.perf_counter()
-        result = ablate.run(spark, ablate.Config(home=home, recipes=("raw", "heuristics_dedup", "dclm_like"), scale=SCALE,
-                                                 seeds=SEEDS, limit=100),
-                            progress=lambda m: print(f"  {m} ({time.perf_counter() - started:.0f}s)", flush=True))
-        ablation_seconds = time.perf_counter() - started
-        print(result["table"])
-        best = max((v for k, v in result["speedups"].items() if k != "raw" and v), default=None)
-        rows = [[recipe, len(items), items[0]["tokens"], round(sum(x["final_heldout_bpb"] for x in items) / len(items), 4),
-                 round(sum(x["core_like"] or 0 for x in items) / len(items), 4),
-                 f"{result['speedups'][recipe]:.2f}x" if result["speedups"][recipe] else "not reached",
-                 round(sum(x["tokens_per_second"] for x in items) / len(items))]
-                for recipe, items in result["runs"].items()]
-        report("ablation", ["recipe", "seeds", "tokens", "held-out bpb", "CORE-like", "speedup vs raw", "train tokens/s"], rows, {
-            "scale": SCALE, "seeds": SEEDS, "pool_seconds": round(pipeline_seconds), "ablation_seconds": round(ablation_seconds),
-            "kept": kept, "quality_classifier_roc_auc": quality["roc_auc"], "mlflow_parent_run": result["run_id"],
-            "note": "raw pool: real pages (made-up WARC headers) + generated demo crawl; held-out: WikiText-2 test",
-            "targets": {"ablation <= 30 min": ablation_seconds <= 1800, "curated >= 2x fewer tokens": bool(best and best >= 2)},
-        })
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    home = str(WORK / "lakehouse")
+    if not (WORK / "pool_manifest.json").exists() or not Path(home).is_dir():
+        raise SystemExit(f"no pool lakehouse in {WORK}: run `python -m bench.pool all` first")
+    spark = get_spark(JobConfig(home=home), app_name="bench-ablation")
+    for recipe in RECIPES:                       # the corpora as the pool run selected them (global dedup)
+        select_corpus.run(spark, select_corpus.Config(home=home, recipe=recipe, overrides=overrides_for(recipe)))
+    heldout = domains(WORK)
+    started = time.perf_counter()
+    cfg = ablate.Config(home=home, recipes=RECIPES, scale=SCALE, seeds=SEEDS, limit=100, heldout=heldout,
+                        excluded=EXCLUDED, random_like="best")
+    result = ablate.run(spark, cfg, progress=lambda m: print(f"  {m} ({time.perf_counter() - started:.0f}s)", flush=True))
+    seconds = time.perf_counter() - started
+    print(result["table"])
+    summary = result["summary"]
+    random_arm = next(a for a in summary if a.startswith("random_"))
+    answer = verdict(summary, RECIPES[0], random_arm)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    plot = RESULTS / f"ablation_{SCALE}.png"
+    ablate.curve_figure(result["runs"], summary[RECIPES[0]]["heldout_bpb"]["mean"]).savefig(plot, dpi=110)
+    rows = [[arm, s["seeds"], s["tokens"], round(s["corpus_epochs"], 2), ablate._fmt(s["heldout_bpb"]),
+             *[ablate._fmt(s["by_domain"][d], 3) for d in result["domains"]], ablate._fmt(s["speedup"], 2, "x"),
+             ablate._fmt(s["core_like"], 3)] for arm, s in summary.items()]
+    tasks = {arm: {task: ablate.interval([x["tasks"][task]["centered"] for x in items if task in x["tasks"]])
+                   for task in items[0]["tasks"]} for arm, items in result["runs"].items()}
+    above_chance = {arm: [t for t, i in per.items() if i["low"] is not None and i["low"] > 0] for arm, per in tasks.items()}
+    report("ablation", ["arm", "seeds", "tokens", "epochs", "held-out bpb (deciding mean)", *result["domains"],
+                        "speedup vs raw", "CORE-like"], rows, {
+        "scale": SCALE, "seeds": SEEDS, "ablation_seconds": round(seconds), "mlflow_parent_run": result["run_id"],
+        "command": ("lakesift ablate --recipes " + " ".join(RECIPES) + f" --random-like best --scale {SCALE} --seeds {SEEDS} "
+                    "--limit 100 --heldout " + " ".join(heldout) + " --exclude " + " ".join(EXCLUDED)
+                    + "  (after python -m bench.pool all; recipes selected with duplicates.scope=global)"),
+        "domains": result["domains"], "deciding_domains": result["deciding_domains"], "excluded": list(EXCLUDED),
+        "summary": summary, "tasks_centered": tasks, "tasks_above_chance": above_chance, "verdict": answer,
+        "curves": {arm: {"tokens": items[0]["eval_tokens"], "bpb_per_seed": [x["eval_bpb"] for x in items],
+                         "by_domain_per_seed": [x["eval_bpb_by_domain"] for x in items]}
+                   for arm, items in result["runs"].items()},
+        "plot": str(plot.relative_to(RESULTS.parent.parent)),
+        "note": "pool texts are real, wrapped in made-up WARC/HTML; see bench/results/pool.json",
+        "targets": {"ablation <= 60 min": seconds <= 3600, **answer},
+    })
 
 
 if __name__ == "__main__":

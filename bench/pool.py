@@ -286,9 +286,14 @@ def run(work: Path) -> None:
           lambda r: (r["rows_out_scores"], r["rows_out_scores"]))
     funnels = {}
     for recipe in R.shipped_recipes():
-        s = stage(f"select {recipe}", lambda recipe=recipe: select_corpus.run(spark, select_corpus.Config(**base, recipe=recipe)),
-                  lambda r: (r["documents_in"], r["documents_out"]))
-        funnels[recipe] = {k: s[k] for k in ("documents_in", "documents_out", "tokens_out", "funnel") if k in s}
+        # the pool was deduplicated across crawls: recipes read the global clusters
+        overrides = ("duplicates.scope=global",) if "duplicates" in R.load(recipe).families() else ()
+        s = stage(f"select {recipe}", lambda recipe=recipe, o=overrides: select_corpus.run(
+            spark, select_corpus.Config(**base, recipe=recipe, overrides=o)),
+            lambda r: (r["documents_in"], r["documents_out"]))
+        funnels[recipe] = {"overrides": list(overrides), **{k: s[k] for k in ("documents_in", "documents_out", "tokens_in",
+                                                                              "tokens_out", "funnel", "corpus_version")}}
+        print(s["funnel_table"], flush=True)
     exports = {}
     for recipe in R.shipped_recipes():
         out = work / "exports" / recipe

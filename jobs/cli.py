@@ -181,8 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     def proxy_options(p, evaluating: bool) -> None:
         p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
                        help="auto: CUDA when present (bf16), else CPU; cuda fails without a GPU")
-        p.add_argument("--heldout", nargs="+", default=[], metavar="FILE",
-                       help="held-out reference text (default: ../shared/data/text/wikitext-2_test.txt)")
+        p.add_argument("--heldout", nargs="+", default=[], metavar="[NAME=]FILE",
+                       help="held-out evaluation domains, each measured and reported on its own "
+                            "(default: ../shared/data/text/wikitext-2_test.txt)")
         if evaluating:
             p.add_argument("--evals", help="folder of evaluation JSONL files (default: ../shared/data/evals)")
             p.add_argument("--limit", type=int, default=200, help="items per task, a seeded sample (default 200; 0: all)")
@@ -208,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--tokens", type=int, help="token budget per run (default: the scale's)")
     p.add_argument("--max-epochs", type=float, default=8.0)
+    p.add_argument("--random-like", metavar="RECIPE",
+                   help="add an arm: a random subset of the baseline as large (in tokens) as RECIPE's corpus")
+    p.add_argument("--exclude", nargs="+", default=[], metavar="DOMAIN",
+                   help="held-out domains reported but left out of the deciding mean (e.g. the one a quality "
+                        "classifier took its positives from)")
     proxy_options(p, evaluating=True)
 
     p = command("recipes", "list the shipped recipes, or print one", cmd_recipes)
@@ -476,7 +482,7 @@ def cmd_ablate(args) -> int:
 
     cfg = ablate.Config(**_base(args), recipes=tuple(args.recipes), scale=args.scale, seeds=args.seeds, tokens=args.tokens,
                         device=args.device, limit=args.limit or None, evals=args.evals, heldout=tuple(args.heldout),
-                        max_epochs=args.max_epochs)
+                        max_epochs=args.max_epochs, random_like=args.random_like, excluded=tuple(args.exclude))
     s = ablate.run(_spark(cfg), cfg, progress=lambda m: print(f"ablate: {m}", file=sys.stderr, flush=True))
     print(s["table"], end="")
     print(f"MLflow parent run {s['run_id']} with {len(s['children'])} child runs; plot heldout_bpb_vs_tokens.png")

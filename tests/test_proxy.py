@@ -172,3 +172,106 @@ def test_items_whose_answer_exceeds_the_context_are_counted_not_fatal():
     scores = evaluate.score_task(model, items, evaluate.Task("x.jsonl", "mc", 0, 0.5), "cpu")
     assert scores["items"] == 1 and scores["skipped"] == 1
     assert evaluate.score_task(model, items[1:], evaluate.Task("x.jsonl", "mc", 0, 0.5), "cpu") == {"items": 0, "skipped": 1}
+
+
+def test_heldout_domains_are_measured_apart_and_the_excluded_one_left_out_of_the_mean(tmp_path):
+    from jobs.proxy.train_proxy import heldout_domains
+
+    (tmp_path / "a.txt").write_text("The lazy dog sleeps.\n\nA quick fox runs.\n")
+    (tmp_path / "b-set.txt").write_text("Completely different text 12345 !!!\n")
+    domains = heldout_domains((f"news={tmp_path / 'a.txt'}", str(tmp_path / "b-set.txt")))
+    assert list(domains) == ["news", "b_set"] and domains["news"] == ["The lazy dog sleeps.", "A quick fox runs."]
+    with pytest.raises(ValueError, match="given twice"):
+        heldout_domains((f"x={tmp_path / 'a.txt'}", f"x={tmp_path / 'a.txt'}"))
+    with pytest.raises(ValueError, match="no such file"):
+        heldout_domains((f"x={tmp_path / 'missing.txt'}",))
+    with pytest.raises(ValueError, match="held-out domain name"):
+        heldout_domains((f"bad name={tmp_path / 'a.txt'}",))
+    stream = lm.encode_documents(["The lazy dog sleeps in the sun. " * 30] * 20)
+    spec = trainer.TrainSpec(model=lm.ModelConfig(d_model=16, n_layers=1, n_heads=2, context=32), tokens=20_000,
+                             batch=8, lr=3e-3, device="cpu", eval_points=2, threads=1)
+    history = trainer.train(spec, stream, domains, excluded=("b_set",))[1]
+    assert set(history.eval_bpb_by_domain) == {"news", "b_set"}
+    assert history.eval_bpb == pytest.approx(history.eval_bpb_by_domain["news"])      # b_set reported, not counted
+    assert history.eval_bpb_by_domain["news"][-1] < history.eval_bpb_by_domain["b_set"][-1]
+
+
+def test_intervals_and_per_seed_speedups():
+    from jobs.proxy.ablate import interval, summarize
+
+    i = interval([1.0, 2.0, 3.0])
+    assert i["mean"] == 2.0 and i["low"] == pytest.approx(2.0 - 4.303 * 1.0 / math.sqrt(3)) and i["n"] == 3
+    assert interval([5.0])["low"] is None and interval([None])["mean"] is None
+
+    def run(seed, bpb):
+        return {"seed": seed, "tokens": 400, "eval_tokens": [100, 200, 300, 400], "eval_bpb": bpb,
+                "final_heldout_bpb": bpb[-1], "final_heldout_bpb_by_domain": {"d": bpb[-1]}, "corpus_epochs": 0.5,
+                "core_like": None}
+
+    runs = {"raw": [run(0, [3.0, 2.5, 2.2, 2.0]), run(1, [3.0, 2.6, 2.3, 2.1])],
+            "good": [run(0, [2.5, 2.0, 1.8, 1.6]), run(1, [2.6, 2.1, 1.9, 1.7])],
+            "bad": [run(0, [3.5, 3.2, 3.0, 2.9]), run(1, [3.5, 3.2, 3.0, 2.9])]}
+    s = summarize(runs, "raw")
+    assert s["good"]["speedup_per_seed"] == [pytest.approx(2.0), pytest.approx(2.0)]
+    assert s["bad"]["speedup_not_reached"] == 2 and s["bad"]["speedup"]["mean"] is None
+    assert s["raw"]["heldout_bpb"]["mean"] == pytest.approx(2.05) and s["good"]["by_domain"]["d"]["mean"] == pytest.approx(1.65)
+
+
+def test_training_reads_only_the_budget_and_random_subsets(spark, home):
+    from jobs.proxy import train_proxy
+    from jobs.runtime import tables
+    from jobs.runtime.config import JobConfig
+    from schemas import gold
+
+    rows = [(f"d{i:03d}", "many", "fp", "C", None, f"document {i} " + "with some words in it " * 10, 50, {})
+            for i in range(200)]
+    tables.replace_where(spark.createDataFrame(rows, gold.CORPUS.schema), JobConfig(home=home), gold.CORPUS, "recipe = 'many'")
+    version = tables.table_version(spark, JobConfig(home=home), gold.CORPUS)
+    cfg = train_proxy.Config(home=home, recipe="many", heldout=(str(__file__),))
+    stream, counts = train_proxy.corpus_stream(spark, cfg, version, budget=5_000)
+    assert 5_000 <= len(stream) < 5_000 + 300 and counts["documents"] == 200 and counts["documents_read"] < 40
+    again, _ = train_proxy.corpus_stream(spark, cfg, version, budget=5_000)
+    assert np.array_equal(stream, again)                                      # same seed, same stream
+    sub = train_proxy.Config(home=home, recipe="many", heldout=(str(__file__),), subset_tokens=3_000, seed=1)
+    stream, counts = train_proxy.corpus_stream(spark, sub, version, budget=6_000)
+    assert len(stream) == 3_000 and counts["corpus_tokens"] == 3_000 and counts["epochs"] == 2.0
+    with pytest.raises(ValueError, match="larger than recipe many"):
+        train_proxy.corpus_stream(spark, train_proxy.Config(home=home, recipe="many", subset_tokens=10**9), version, 5_000)
+
+
+def test_gpu_ablation_script_packs_exports_and_trains_on_cpu(tmp_path):
+    """bench/ablation_gpu.py end to end on CPU: exports (in `lakesift export`'s jsonl.gz layout) packed, then
+    every arm and seed trained from the pack, results written."""
+    import gzip
+    import json
+
+    from bench import ablation_gpu
+
+    work = tmp_path / "pool"
+    rng = np.random.default_rng(0)
+    words = ["river", "stone", "light", "quiet", "market", "winter", "paper", "garden"]
+    for arm, n in (("raw", 120), ("heuristics", 80), ("heuristics_dedup", 70), ("dclm_like", 20)):
+        folder = work / "exports" / arm
+        folder.mkdir(parents=True)
+        with gzip.open(folder / "shard-00000-of-00001.jsonl.gz", "wt") as fh:
+            for i in range(n):
+                text = " ".join(rng.choice(words, 40)) + "."
+                fh.write(json.dumps({"doc_id": f"{arm}-{i}", "text": text, "url": "u", "crawl": "C"}) + "\n")
+        (folder / "manifest.json").write_text(json.dumps({"format": "jsonl.gz", "table_version": 3, "documents": n,
+                                                          "shards": [{"file": "shard-00000-of-00001.jsonl.gz", "documents": n}]}))
+    (work / "evals").mkdir()
+    (work / "evals" / "a.txt").write_text("the quiet river runs past the stone garden.\n\nwinter light on paper.\n")
+    (work / "evals" / "wiki.txt").write_text(" = Title = \n\n Some wiki text .\n")
+    (work / "pool_manifest.json").write_text(json.dumps({"evaluation_domains": {
+        "a": str(work / "evals" / "a.txt"), "wikitext2_test": str(work / "evals" / "wiki.txt")}}))
+    ablation_gpu.main(["pack", "--work", str(work), "--tokens", "6000", "--out", str(tmp_path / "pack")])
+    info = json.loads((tmp_path / "pack" / "pack.json").read_text())
+    assert set(info["arms"]) == {"raw", "heuristics", "heuristics_dedup", "dclm_like", f"random_raw_as_{info['random_like']}"}
+    assert info["arms"]["raw"]["bytes"] >= 6000 and info["arms"]["dclm_like"]["documents"] <= 20
+    ablation_gpu.main(["train", "--packed", str(tmp_path / "pack"), "--scale", "tiny", "--seeds", "2",
+                       "--tokens", "4096", "--device", "cpu", "--out", str(tmp_path / "out")])
+    result = json.loads((tmp_path / "out" / "ablation_gpu.json").read_text())
+    assert result["device"] == "cpu" and set(result["summary"]) == set(info["arms"])
+    raw = result["summary"]["raw"]
+    assert raw["seeds"] == 2 and set(raw["by_domain"]) == {"a", "wikitext2_test"}
+    assert raw["heldout_bpb"]["mean"] == pytest.approx(raw["by_domain"]["a"]["mean"])          # wikitext2_test excluded

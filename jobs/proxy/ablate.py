@@ -1,11 +1,17 @@
 """Proxy: compare curation recipes by training and evaluating proxy models on each, side by side.
 
 Reads   gold.corpus (each recipe's latest version; `select` is run first for a recipe that has none)
-Writes  an MLflow parent run `ablate` with one child run per recipe and seed (training + evaluation),
-        a comparison table (printed and logged), a plot of held-out bits per byte against tokens seen,
-        gold.proxy_evals rows for every child, and per recipe the training speedup against the first
-        recipe: tokens the baseline needs to reach its final held-out bits per byte / tokens the recipe
-        needs to reach the same value (seed-averaged curves, linear interpolation between evaluations).
+Arms    the recipes (the first is the baseline) and, with --random-like R, a uniform random subset of the
+        baseline's corpus as large (in tokens) as recipe R's, drawn anew per seed: so that "smaller" is
+        not mistaken for "better".
+Writes  an MLflow parent run `ablate` with one child run per arm and seed (training + evaluation), a
+        comparison table (printed and logged), a plot of held-out bits per byte against tokens seen (one
+        line per arm, a band over seeds), gold.proxy_evals rows for every child, and per arm: held-out
+        bits per byte per evaluation domain and their mean over the deciding domains (--exclude names
+        domains reported but left out, e.g. the one a quality classifier took its positives from), with a
+        95% interval over seeds; the training speedup against the baseline (tokens the baseline needs to
+        reach its final held-out bits per byte / tokens the arm needs to reach it; per seed, linear
+        interpolation between evaluations) with its interval; how many times the arm repeats its corpus.
 Re-run  a new parent run with new children; the same seeds give the same curves on CPU.
 """
 from __future__ import annotations
@@ -36,6 +42,9 @@ class Config(JobConfig):
     limit: int | None = 200              # evaluation items per task
     evals: str | None = None
     heldout: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()       # domains reported but left out of the deciding mean
+    random_like: str | None = None       # add a random subset of the baseline as large as this recipe's corpus
+                                         # ("best": the recipe with the lowest held-out bpb, after training)
     max_epochs: float = 8.0
 
     def __post_init__(self) -> None:
@@ -50,6 +59,30 @@ class Config(JobConfig):
             raise ValueError("seeds must be between 1 and 10")
         if self.scale not in trainer.SCALES:
             raise ValueError(f"scale must be one of {', '.join(trainer.SCALES)}")
+        if self.random_like is not None and self.random_like != "best" and self.random_like not in self.recipes[1:]:
+            raise ValueError(f"--random-like {self.random_like} must be one of the compared recipes after the "
+                             "baseline, or best")
+
+
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}   # t(0.975, n-1)
+
+
+def interval(values) -> dict:
+    """Mean and 95% t-interval over seeds (a single seed gives no interval)."""
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    if not len(v):
+        return {"mean": None, "low": None, "high": None, "n": 0}
+    mean = float(v.mean())
+    if len(v) < 2:
+        return {"mean": mean, "low": None, "high": None, "n": 1}
+    half = T95.get(len(v) - 1, 1.96) * float(v.std(ddof=1)) / np.sqrt(len(v))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": int(len(v))}
+
+
+def _corpus_tokens(spark: SparkSession, cfg: JobConfig, recipe: str) -> int:
+    row = tables.read_table(spark, cfg, gold.CORPUS).where(F.col("recipe") == recipe) \
+        .agg(F.sum(F.octet_length("text") + 1).alias("tokens")).first()
+    return int(row.tokens or 0)
 
 
 def _has_corpus(spark: SparkSession, cfg: JobConfig, recipe: str) -> bool:
@@ -66,6 +99,40 @@ def speedups(curves: dict[str, tuple[list[int], list[float]]], baseline: str) ->
         needed = trainer.tokens_to_reach(tokens, bpb, target)
         out[recipe] = None if needed is None or not needed_b else needed_b / needed
     return out
+
+
+def summarize(runs: dict[str, list[dict]], baseline: str) -> dict[str, dict]:
+    """Per arm: final deciding bpb, per-domain bpb, per-seed speedup against the baseline's same seed, corpus
+    repetitions and CORE-like, each as mean and 95% interval over seeds."""
+    out = {}
+    base_by_seed = {x["seed"]: x for x in runs[baseline]}
+    for arm, items in runs.items():
+        per_seed_speedup = []
+        for x in items:
+            b = base_by_seed.get(x["seed"])
+            if b is None:
+                continue
+            gain = speedups({"b": (b["eval_tokens"], b["eval_bpb"]), "a": (x["eval_tokens"], x["eval_bpb"])}, "b")["a"]
+            per_seed_speedup.append(gain)
+        domains = sorted(items[0].get("final_heldout_bpb_by_domain", {}))
+        out[arm] = {
+            "seeds": len(items), "tokens": items[0]["tokens"],
+            "heldout_bpb": interval([x["final_heldout_bpb"] for x in items]),
+            "by_domain": {d: interval([x["final_heldout_bpb_by_domain"][d] for x in items]) for d in domains},
+            "speedup": interval(per_seed_speedup), "speedup_per_seed": per_seed_speedup,
+            "speedup_not_reached": sum(g is None for g in per_seed_speedup),
+            "corpus_epochs": float(np.mean([x.get("corpus_epochs", x.get("epochs", 0.0)) for x in items])),
+            "core_like": interval([x.get("core_like") for x in items]),
+        }
+    return out
+
+
+def _fmt(i: dict, digits: int = 4, suffix: str = "") -> str:
+    if i["mean"] is None:
+        return "-"
+    if i["low"] is None:
+        return f"{i['mean']:.{digits}f}{suffix}"
+    return f"{i['mean']:.{digits}f}{suffix} [{i['low']:.{digits}f}, {i['high']:.{digits}f}]"
 
 
 def curve_figure(runs: dict[str, list[dict]], baseline_target: float):
@@ -94,39 +161,62 @@ def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
     say = progress or (lambda message: None)
     base = {k: getattr(cfg, k) for k in ("home", "catalog", "schema_prefix", "tracking_uri", "experiment")}
     runs: dict[str, list[dict]] = {}
+    baseline = cfg.recipes[0]
     with job_run(cfg, "ablate", recipes=",".join(cfg.recipes), scale=cfg.scale) as parent:
         for recipe in cfg.recipes:
             if not _has_corpus(spark, cfg, recipe):
                 say(f"select {recipe} (no corpus yet)")
                 select_corpus.run(spark, select_corpus.Config(**base, recipe=recipe))
-        for recipe in cfg.recipes:
+        parent.params(heldout=",".join(cfg.heldout), heldout_excluded=",".join(cfg.excluded), seeds=cfg.seeds)
+
+        def train_arm(arm: str, recipe: str, subset: int | None) -> None:
             for seed in range(cfg.seeds):
-                say(f"train {recipe} seed {seed}")
+                say(f"train {arm} seed {seed}")
                 trained = train_proxy.run(spark, train_proxy.Config(
                     **base, recipe=recipe, scale=cfg.scale, seed=seed, tokens=cfg.tokens, device=cfg.device,
-                    heldout=cfg.heldout, max_epochs=cfg.max_epochs), progress=lambda m: say(f"  {recipe}/{seed}: {m}"))
-                say(f"evaluate {recipe} seed {seed}: held-out bpb {trained['final_heldout_bpb']:.3f}")
+                    heldout=cfg.heldout, excluded=cfg.excluded, max_epochs=cfg.max_epochs, subset_tokens=subset),
+                    progress=lambda m: say(f"  {arm}/{seed}: {m}"))
+                say(f"evaluate {arm} seed {seed}: held-out bpb {trained['final_heldout_bpb']:.4f}")
                 scored = eval_proxy.run(spark, eval_proxy.Config(
                     **base, run=trained["run_id"], evals=cfg.evals, limit=cfg.limit, heldout=cfg.heldout, device=cfg.device))
-                runs.setdefault(recipe, []).append({**trained, "core_like": scored["core_like"]})
+                runs.setdefault(arm, []).append({**trained, "arm": arm, "core_like": scored["core_like"],
+                                                 "tasks": scored["tasks"]})
+
+        for recipe in cfg.recipes:
+            train_arm(recipe, recipe, None)
+        if cfg.random_like:
+            like = cfg.random_like
+            if like == "best":
+                finals = {r: np.mean([x["final_heldout_bpb"] for x in runs[r]]) for r in cfg.recipes[1:]}
+                like = min(finals, key=finals.get)
+            size = _corpus_tokens(spark, cfg, like)
+            arm = f"random_{baseline}_as_{like}"
+            parent.params(random_arm=arm, random_arm_tokens=size)
+            say(f"random arm: {size:,} tokens of {baseline}, as many as {like}")
+            train_arm(arm, baseline, size)
+        summary = summarize(runs, baseline)
         curves = {r: (items[0]["eval_tokens"], list(np.mean([x["eval_bpb"] for x in items], axis=0)))
                   for r, items in runs.items()}
-        baseline = cfg.recipes[0]
         gains = speedups(curves, baseline)
+        domains = sorted(next(iter(summary.values()))["by_domain"])
         rows = []
-        for recipe, items in runs.items():
-            finals = [x["final_heldout_bpb"] for x in items]
-            cores = [x["core_like"] for x in items if x["core_like"] is not None]
-            rows.append((recipe, len(items), items[0]["tokens"], round(float(np.mean(finals)), 4),
-                         round(float(np.std(finals)), 4), round(float(np.mean(cores)), 4) if cores else None,
-                         f"{gains[recipe]:.2f}x" if gains[recipe] else "not reached"))
-            parent.metrics(**{f"final_bpb.{recipe}": float(np.mean(finals)),
-                              **({f"core_like.{recipe}": float(np.mean(cores))} if cores else {}),
-                              **({f"speedup.{recipe}": gains[recipe]} if gains[recipe] else {})})
-        columns = ("recipe", "seeds", "tokens", "held-out bpb", "sd", "CORE-like", f"speedup vs {baseline}")
+        for arm, s in summary.items():
+            rows.append((arm, s["seeds"], s["tokens"], round(s["corpus_epochs"], 2), _fmt(s["heldout_bpb"]),
+                         *[_fmt(s["by_domain"][d], 3) for d in domains],
+                         _fmt(s["speedup"], 2, "x") + (f" ({s['speedup_not_reached']} not reached)" if s["speedup_not_reached"] else ""),
+                         _fmt(s["core_like"], 3)))
+            parent.metrics(**{f"final_bpb.{arm}": s["heldout_bpb"]["mean"],
+                              **{f"final_bpb.{arm}.{d}": s["by_domain"][d]["mean"] for d in domains},
+                              **({f"core_like.{arm}": s["core_like"]["mean"]} if s["core_like"]["mean"] is not None else {}),
+                              **({f"speedup.{arm}": s["speedup"]["mean"]} if s["speedup"]["mean"] else {})})
+        deciding = [d for d in domains if d not in cfg.excluded] or domains
+        columns = ("arm", "seeds", "tokens", "epochs", f"held-out bpb (mean of {', '.join(deciding)})",
+                   *[f"{d}{' (excluded)' if d in cfg.excluded else ''}" for d in domains],
+                   f"speedup vs {baseline}", "CORE-like")
         table = io.StringIO()
         output.table(columns, rows, out=table)
         parent.text(table.getvalue(), "comparison.txt")
         parent.figure(curve_figure(runs, curves[baseline][1][-1]), "heldout_bpb_vs_tokens.png")
         return {"run_id": parent.run_id, "table": table.getvalue(), "speedups": gains, "runs": runs,
+                "summary": summary, "domains": domains, "deciding_domains": deciding,
                 "children": [x["run_id"] for items in runs.values() for x in items]}

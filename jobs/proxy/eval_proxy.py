@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 
 from jobs.proxy import evaluate, trainer
-from jobs.proxy.train_proxy import heldout_texts
+from jobs.proxy.train_proxy import heldout_domains
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import client_and_experiment, tracking_uri
@@ -69,14 +69,16 @@ def run(spark: SparkSession, cfg: Config) -> dict:
     from jobs.proxy.train_proxy import Config as TrainConfig
 
     logged = tuple(p for p in source.data.params.get("heldout_paths", "").split(",") if p)   # what training evaluated on
+    excluded = tuple(p for p in source.data.params.get("heldout_excluded", "").split(",") if p)
     paths = cfg.heldout or logged or TrainConfig(home=cfg.home, recipe=config["recipe"]).heldout_paths()
-    bpb = trainer.heldout_bpb(model, heldout_texts(paths), device)
+    by_domain = trainer.domains_bpb(model, heldout_domains(paths), device)
+    bpb = trainer.deciding_mean(by_domain, excluded)
     results, malformed = ({}, {})
     eval_dir = cfg.eval_dir()
     if eval_dir:
         results, malformed = evaluate.evaluate(model, eval_dir, device, cfg.tasks or None, cfg.limit, cfg.seed)
     core = evaluate.core_like(results)
-    metrics = {"heldout_bpb_final": bpb}
+    metrics = {"heldout_bpb_final": bpb, **{f"heldout_bpb_final.{k}": v for k, v in by_domain.items()}}
     for task, scores in results.items():
         for key in ("acc", "acc_norm", "centered"):
             if key in scores:
@@ -97,13 +99,14 @@ def run(spark: SparkSession, cfg: Config) -> dict:
     base = (cfg.run, config["recipe"], config["recipe_fingerprint"], int(config["corpus_version"]), config["scale"],
             int(config["seed"]), int(lm.ModelConfig(**config["model"]).parameters()),
             int(float(source.data.metrics.get("tokens_trained", 0))))
-    rows = [base + ("heldout", "bpb", float(bpb))]
+    rows = [base + ("heldout", "bpb", float(bpb))] + [base + (f"heldout.{k}", "bpb", float(v)) for k, v in by_domain.items()]
     for task, scores in results.items():
         rows += [base + (task, key, float(scores[key])) for key in ("acc", "acc_norm", "centered", "items") if key in scores]
     if core is not None:
         rows.append(base + ("core", "centered", float(core)))
     df = spark.createDataFrame(rows, gold.PROXY_EVALS.schema)
     version = tables.replace_where(df, cfg, gold.PROXY_EVALS, f"run_id = {tables.sql_literal(cfg.run)}")
-    return {"run_id": cfg.run, "recipe": config["recipe"], "heldout_bpb": bpb, "core_like": core, "tasks": results,
+    return {"run_id": cfg.run, "recipe": config["recipe"], "heldout_bpb": bpb, "heldout_bpb_by_domain": by_domain,
+            "core_like": core, "tasks": results,
             "malformed_lines": sum(malformed.values()), "proxy_evals_version": version,
             "skipped_too_long": sum(r.get("skipped", 0) for r in results.values())}

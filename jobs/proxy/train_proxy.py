@@ -42,6 +42,23 @@ def default_heldout(home: str) -> tuple[str, ...]:
     return (str(demo),) if demo.is_file() else ()
 
 
+def heldout_domains(specs: tuple[str, ...], limit: int = HELDOUT_BYTES) -> dict[str, list[str]]:
+    """Evaluation domains from NAME=PATH specs (or bare paths, named by file stem): each domain's first
+    `limit` bytes of blank-line-separated blocks. Domains are measured and reported separately."""
+    domains: dict[str, list[str]] = {}
+    for spec in specs:
+        name, eq, path = spec.partition("=")
+        if not eq:
+            name, path = Path(spec).stem.replace("-", "_").replace(".", "_"), spec
+        validate_identifier(name, "held-out domain name")
+        if not Path(path).is_file():
+            raise ValueError(f"held-out domain {name}: no such file {path}")
+        if name in domains:
+            raise ValueError(f"held-out domain {name} given twice")
+        domains[name] = heldout_texts((path,), limit)
+    return domains
+
+
 def heldout_texts(paths: tuple[str, ...], limit: int = HELDOUT_BYTES) -> list[str]:
     """Blank-line-separated blocks of the held-out files (lines holding only spaces count as blank), in
     file order, up to `limit` bytes in all (the last block cut to fit)."""
@@ -70,7 +87,9 @@ class Config(JobConfig):
     tokens: int | None = None           # budget; default the scale's multiplier x parameters
     max_epochs: float = 8.0             # more repetitions of the corpus than this is an error
     device: str = "auto"
-    heldout: tuple[str, ...] = ()       # default: default_heldout()
+    heldout: tuple[str, ...] = ()       # NAME=PATH or PATH per evaluation domain; default: default_heldout()
+    excluded: tuple[str, ...] = ()      # domains reported but left out of the mean (e.g. the classifier's own target)
+    subset_tokens: int | None = None    # train on a uniform random subset of the recipe's corpus of this size
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -79,6 +98,8 @@ class Config(JobConfig):
             raise ValueError(f"scale must be one of {', '.join(trainer.SCALES)}")
         if self.max_epochs <= 0:
             raise ValueError("max_epochs must be positive")
+        if self.subset_tokens is not None and self.subset_tokens < 1:
+            raise ValueError("subset_tokens must be positive")
 
     def spec(self) -> trainer.TrainSpec:
         return trainer.spec_for(self.scale, seed=self.seed, device=self.device, tokens=self.tokens)
@@ -92,7 +113,9 @@ class Config(JobConfig):
 
 
 def corpus_stream(spark: SparkSession, cfg: Config, version: int, budget: int) -> tuple[np.ndarray, dict]:
-    """The recipe's documents in a seeded random order as one token stream, and counts. Errors when the
+    """The recipe's documents in a seeded random order as one token stream, and counts. Only as much is read
+    as training can use: the first `budget` tokens of that order (with subset_tokens, the first
+    subset_tokens: a uniform random subset of that size, repeated as the budget needs). Errors when the
     corpus is empty or would have to be repeated more than max_epochs times for the budget."""
     corpus = tables.read_table(spark, cfg, gold.CORPUS, version).where(F.col("recipe") == cfg.recipe)
     stats = corpus.agg(F.count(F.lit(1)).alias("docs"), F.sum(F.octet_length("text")).alias("bytes"),
@@ -102,15 +125,31 @@ def corpus_stream(spark: SparkSession, cfg: Config, version: int, budget: int) -
         raise ValueError(f"gold.corpus version {version} has no documents for recipe {cfg.recipe}: "
                          f"run `lakesift select --recipe {cfg.recipe}` (or pick another --version)")
     available = size + docs                       # one end-of-text token per document
+    if cfg.subset_tokens is not None:
+        if cfg.subset_tokens > available:
+            raise ValueError(f"a random subset of {cfg.subset_tokens:,} tokens is larger than recipe {cfg.recipe}'s "
+                             f"corpus ({available:,} tokens)")
+        available = cfg.subset_tokens
     epochs = budget / available
     if epochs > cfg.max_epochs:
         raise ValueError(f"recipe {cfg.recipe} kept {docs} documents, {available:,} tokens; a budget of {budget:,} "
                          f"tokens would repeat them {epochs:.1f} times (max_epochs {cfg.max_epochs}): "
                          "lower --tokens or --scale, raise --max-epochs, or use a recipe that keeps more")
-    texts = [r.text for r in corpus.orderBy(F.xxhash64("doc_id", F.lit(cfg.seed))).select("text").toLocalIterator()]
-    stream = lm.encode_documents(texts)
-    return stream, {"documents": docs, "corpus_tokens": int(len(stream)), "epochs": round(epochs, 3),
-                    "fingerprint": stats.fp}
+    wanted = min(available, budget + budget // 100 + 1)      # + a little: sequences are cut at context + 1
+    parts, taken, used_docs = [], 0, 0
+    ordered = corpus.orderBy(F.xxhash64("doc_id", F.lit(cfg.seed))).select("text")
+    for row in ordered.toLocalIterator():
+        encoded = lm.encode_documents([row.text])
+        if cfg.subset_tokens is not None and taken + len(encoded) > cfg.subset_tokens:
+            encoded = encoded[: cfg.subset_tokens - taken]
+        parts.append(encoded)
+        taken += len(encoded)
+        used_docs += 1
+        if taken >= wanted:
+            break
+    stream = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
+    return stream, {"documents": docs, "documents_read": used_docs, "corpus_tokens": available,
+                    "tokens_read": int(len(stream)), "epochs": round(epochs, 3), "fingerprint": stats.fp}
 
 
 def log_delta_input(tracked: JobRun, cfg: JobConfig, version: int, fingerprint: str) -> None:
@@ -158,6 +197,7 @@ def save_model(tracked: JobRun, model, spec: trainer.TrainSpec, history: trainer
             json.dump({"format": "lakesift-byte-lm", "model": spec.model.to_dict(), "train": spec.to_dict(), **extra}, fh, indent=2)
         with open(os.path.join(folder, "history.json"), "w") as fh:
             json.dump({"eval_tokens": history.eval_tokens, "eval_bpb": history.eval_bpb,
+                       "eval_bpb_by_domain": history.eval_bpb_by_domain,
                        "tokens_per_second": history.tokens_per_second, "epochs": history.epochs}, fh)
         tracked.file(os.path.join(folder, "model.safetensors"), "model")
         tracked.file(os.path.join(folder, "config.json"), "model")
@@ -170,7 +210,7 @@ def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
     started = time.perf_counter()
     spec = cfg.spec()
     heldout_paths = cfg.heldout_paths()
-    heldout = heldout_texts(heldout_paths)
+    domains = heldout_domains(heldout_paths)
     version = cfg.version if cfg.version is not None else tables.table_version(spark, cfg, gold.CORPUS)
     with job_run(cfg, "train_proxy", recipe=cfg.recipe, scale=cfg.scale) as tracked:
         tracked.table_read(gold.CORPUS.fullname, version)
@@ -183,7 +223,8 @@ def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
                        budget_tokens=spec.tokens, model_parameters=spec.model.parameters(), device_used=device,
                        corpus_documents=counts["documents"], corpus_tokens=counts["corpus_tokens"],
                        corpus_epochs=counts["epochs"], steps=spec.steps, batch=spec.batch, lr=spec.lr,
-                       heldout_paths=",".join(heldout_paths),
+                       heldout_paths=",".join(heldout_paths), heldout_excluded=",".join(cfg.excluded),
+                       subset_tokens=cfg.subset_tokens, corpus_documents_read=counts["documents_read"],
                        **{f"model.{k}": v for k, v in spec.model.to_dict().items()})
         if counts["epochs"] > 1:
             tracked.tag(**{"lakesift.warning": f"corpus repeated {counts['epochs']:.2f} times for the token budget"})
@@ -208,9 +249,11 @@ def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
             say(f"step {step + 1}/{spec.steps}: {tokens:,} tokens, held-out {bpb:.4f} bits per byte "
                 f"({time.perf_counter() - started:.0f}s)")
 
-        model, history = trainer.train(spec, stream, heldout, on_step, on_eval)
+        model, history = trainer.train(spec, stream, domains, on_step, on_eval, excluded=cfg.excluded)
         flush()
         final = history.eval_bpb[-1]
+        by_domain = {name: values[-1] for name, values in history.eval_bpb_by_domain.items()}
+        tracked.metrics(**{f"final_heldout_bpb.{name}": v for name, v in by_domain.items()})
         tracked.metrics(final_heldout_bpb=final, final_train_loss=history.loss[-1], tokens_trained=history.eval_tokens[-1],
                         tokens_per_second=history.tokens_per_second, epochs=history.epochs)
         extra = {"recipe": cfg.recipe, "recipe_fingerprint": counts["fingerprint"], "corpus_version": version,
@@ -220,5 +263,7 @@ def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
         return {"run_id": tracked.run_id, "recipe": cfg.recipe, "fingerprint": counts["fingerprint"], "corpus_version": version,
                 "scale": cfg.scale, "seed": cfg.seed, "parameters": spec.model.parameters(), "tokens": history.eval_tokens[-1],
                 "final_heldout_bpb": final, "final_train_loss": history.loss[-1], "eval_tokens": history.eval_tokens,
-                "eval_bpb": history.eval_bpb, "tokens_per_second": history.tokens_per_second, "device": device,
-                "epochs": history.epochs}
+                "eval_bpb": history.eval_bpb, "eval_bpb_by_domain": history.eval_bpb_by_domain,
+                "final_heldout_bpb_by_domain": by_domain, "tokens_per_second": history.tokens_per_second,
+                "device": device, "epochs": history.epochs, "corpus_epochs": counts["epochs"],
+                "corpus_tokens": counts["corpus_tokens"], "subset_tokens": cfg.subset_tokens}

@@ -69,9 +69,25 @@ class History:
     loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     eval_tokens: list[int] = field(default_factory=list)
-    eval_bpb: list[float] = field(default_factory=list)
+    eval_bpb: list[float] = field(default_factory=list)          # mean over the deciding domains
+    eval_bpb_by_domain: dict[str, list[float]] = field(default_factory=dict)
     tokens_per_second: float = 0.0
     epochs: float = 0.0
+
+
+def as_domains(heldout) -> dict[str, list[str]]:
+    """Held-out text as named evaluation domains: a dict as given, a plain list as one domain."""
+    return dict(heldout) if isinstance(heldout, dict) else {"heldout": list(heldout)}
+
+
+def domains_bpb(model, domains: dict[str, list[str]], device: str) -> dict[str, float]:
+    return {name: heldout_bpb(model, texts, device) for name, texts in domains.items()}
+
+
+def deciding_mean(by_domain: dict[str, float], excluded: Sequence[str] = ()) -> float:
+    """Mean bits per byte over the domains that decide (all but `excluded`; all when that leaves none)."""
+    keep = [v for k, v in by_domain.items() if k not in excluded] or list(by_domain.values())
+    return float(np.mean(keep))
 
 
 def lr_at(step: int, spec: TrainSpec) -> float:
@@ -82,10 +98,13 @@ def lr_at(step: int, spec: TrainSpec) -> float:
     return spec.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def train(spec: TrainSpec, stream: np.ndarray, heldout: Sequence[str],
+def train(spec: TrainSpec, stream: np.ndarray, heldout: Sequence[str] | dict[str, Sequence[str]],
           on_step: Callable[[int, float, float], None] | None = None,
-          on_eval: Callable[[int, int, float], None] | None = None):
-    """Train from scratch on `stream` (uint16 tokens). Returns (model, History)."""
+          on_eval: Callable[[int, int, float], None] | None = None, excluded: Sequence[str] = ()):
+    """Train from scratch on `stream` (uint16 tokens). `heldout` is a list of texts or {domain: texts};
+    every evaluation measures each domain, and eval_bpb is the mean over the domains not `excluded`.
+    Returns (model, History)."""
+    domains = as_domains(heldout)
     torch = lm._torch()
     device = lm.device_for(spec.device)
     if spec.threads:
@@ -137,9 +156,12 @@ def train(spec: TrainSpec, stream: np.ndarray, heldout: Sequence[str],
             on_step(step, value, lr)
         if (step + 1) % eval_every == 0 or step + 1 == spec.steps:
             model.eval()
-            bpb = heldout_bpb(model, heldout, device)
+            by_domain = domains_bpb(model, domains, device)
+            bpb = deciding_mean(by_domain, excluded)
             history.eval_tokens.append(trained_tokens)
             history.eval_bpb.append(bpb)
+            for name, value in by_domain.items():
+                history.eval_bpb_by_domain.setdefault(name, []).append(value)
             if on_eval:
                 on_eval(step, trained_tokens, bpb)
     elapsed = time.perf_counter() - started
