@@ -155,3 +155,22 @@ def test_train_register_classify_and_export(spark, lake, tmp_path):
     before = {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out) if f.startswith("shard-")}
     export_shards.run(spark, export_shards.Config(home=lake, recipe="raw", shards=3, output=out))
     assert {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out) if f.startswith("shard-")} == before
+
+
+def test_quality_model_with_the_embedding_component(spark, lake, tmp_path):
+    """The optional MiniLM component: trained with the others, stored as safetensors, applied by classify."""
+    pytest.importorskip("torch")
+    reference = tmp_path / "reference.txt"
+    reference.write_text("\n\n".join(
+        f"An encyclopedia entry, number {i}, on the orbit of the moon and the measurement of tides." for i in range(30)))
+    trained = train_quality.run(spark, train_quality.Config(home=lake, name="embedded_quality", positives=(str(reference),),
+                                                             components=("embedding", "length"), min_words=5))
+    assert trained["components"] == ["embedding", "length"] and trained["trained_on"] == "reference_vs_web"
+    scored = classify_quality.run(spark, classify_quality.Config(home=lake, model="models:/embedded_quality@champion"))
+    assert scored["components"] == ["embedding", "length"] and scored["rows_out_scores"] == 10
+    from jobs.classifiers.classify_quality import resolve_model
+    from udfs.quality import QualityModel
+
+    model = QualityModel(resolve_model(classify_quality.Config(home=lake, model="models:/embedded_quality@champion")).path)
+    names, x = model.features(["An entry on the orbit of the moon and the tides.", "buy now cheap cheap"])
+    assert names == ["log_chars", "log_words", "embedding_logit"] and x[0, 2] > x[1, 2]
