@@ -4,7 +4,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ("extraction_quality", "throughput", "dedup_accuracy", "dedup_speed", "quality", "neural", "ablation")
+# pool builds the real pool's lakehouse that ablation trains on: keep it before ablation
+BENCHMARKS = ("extraction_quality", "throughput", "dedup_accuracy", "dedup_speed", "quality", "neural", "pool", "ablation")
 
 
 def main(argv: list[str]) -> int:

@@ -82,7 +82,8 @@ def main() -> None:
     answer = verdict(summary, RECIPES[0], random_arm)
     RESULTS.mkdir(parents=True, exist_ok=True)
     plot = RESULTS / f"ablation_{SCALE}.png"
-    ablate.curve_figure(result["runs"], summary[RECIPES[0]]["heldout_bpb"]["mean"]).savefig(plot, dpi=110)
+    figure = ablate.curve_figure(result["runs"], summary[RECIPES[0]]["heldout_bpb"]["mean"])
+    figure.savefig(plot, dpi=110)
     rows = [[arm, s["seeds"], s["tokens"], round(s["corpus_epochs"], 2), ablate._fmt(s["heldout_bpb"]),
              *[ablate._fmt(s["by_domain"][d], 3) for d in result["domains"]], ablate._fmt(s["speedup"], 2, "x"),
              ablate._fmt(s["core_like"], 3)] for arm, s in summary.items()]

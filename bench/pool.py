@@ -316,6 +316,8 @@ def run(work: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """`python -m bench.pool build|run|all`; from `python -m bench` (no arguments): all."""
+    argv = ["all"] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m bench.pool", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("build", "run", "all"))
     parser.add_argument("--work", default=str(WORK), help=f"working folder (default {WORK})")
@@ -330,4 +332,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

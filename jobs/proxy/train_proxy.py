@@ -31,6 +31,7 @@ from udfs import lm
 
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 HELDOUT_BYTES = 60_000          # held-out text evaluated at every evaluation point (bytes, from the start)
+SUBSET_SEED_OFFSET = 1_000_003  # random subsets are ordered by another seed than their corpus
 
 
 def default_heldout(home: str) -> tuple[str, ...]:
@@ -137,7 +138,9 @@ def corpus_stream(spark: SparkSession, cfg: Config, version: int, budget: int) -
                          "lower --tokens or --scale, raise --max-epochs, or use a recipe that keeps more")
     wanted = min(available, budget + budget // 100 + 1)      # + a little: sequences are cut at context + 1
     parts, taken, used_docs = [], 0, 0
-    ordered = corpus.orderBy(F.xxhash64("doc_id", F.lit(cfg.seed))).select("text")
+    # a random subset is drawn in its own seeded order: not the prefix the whole corpus trains on first
+    key = cfg.seed if cfg.subset_tokens is None else cfg.seed + SUBSET_SEED_OFFSET
+    ordered = corpus.orderBy(F.xxhash64("doc_id", F.lit(key))).select("text")
     for row in ordered.toLocalIterator():
         encoded = lm.encode_documents([row.text])
         if cfg.subset_tokens is not None and taken + len(encoded) > cfg.subset_tokens:

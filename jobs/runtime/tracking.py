@@ -154,7 +154,11 @@ class JobRun:
         self.client.log_text(self.run_id, text, artifact_file)
 
     def figure(self, figure, artifact_file: str) -> None:
+        """Log a matplotlib figure, then close it (pyplot keeps every open figure alive)."""
+        import matplotlib.pyplot as plt
+
         self.client.log_figure(self.run_id, figure, artifact_file)
+        plt.close(figure)
 
     def file(self, path: str, artifact_path: str | None = None) -> None:
         """A file, or a folder's whole contents, under artifact_path."""
