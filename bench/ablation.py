@@ -55,7 +55,7 @@ def verdict(summary: dict, baseline: str, random_arm: str) -> dict:
             "best_speedup_mean": speed["mean"], "best_speedup_low": speed["low"],
             "reaches_raw_with_half_the_tokens": bool(speed["mean"] and speed["mean"] >= 2 and not b["speedup_not_reached"]),
             "reaches_raw_with_half_the_tokens_at_95pct": bool(speed["low"] and speed["low"] >= 2),
-            "beats_random_subset_with_separated_intervals": separated}
+            "beats_random_subset_with_separated_intervals": bool(separated)}
 
 
 def main() -> None:
