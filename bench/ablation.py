@@ -60,7 +60,7 @@ def verdict(summary: dict, baseline: str, random_arm: str) -> dict:
 
 def main() -> None:
     from jobs.gold import select_corpus
-    from jobs.proxy import ablate
+    from jobs.proxy import ablate, compare
     from jobs.runtime.config import JobConfig
     from jobs.runtime.spark import get_spark
 
@@ -84,10 +84,10 @@ def main() -> None:
     plot = RESULTS / f"ablation_{SCALE}.png"
     figure = ablate.curve_figure(result["runs"], summary[RECIPES[0]]["heldout_bpb"]["mean"])
     figure.savefig(plot, dpi=110)
-    rows = [[arm, s["seeds"], s["tokens"], round(s["corpus_epochs"], 2), ablate._fmt(s["heldout_bpb"]),
-             *[ablate._fmt(s["by_domain"][d], 3) for d in result["domains"]], ablate._fmt(s["speedup"], 2, "x"),
-             ablate._fmt(s["core_like"], 3)] for arm, s in summary.items()]
-    tasks = {arm: {task: ablate.interval([x["tasks"][task]["centered"] for x in items if task in x["tasks"]])
+    rows = [[arm, s["seeds"], s["tokens"], round(s["corpus_epochs"], 2), compare.fmt(s["heldout_bpb"]),
+             *[compare.fmt(s["by_domain"][d], 3) for d in result["domains"]], compare.fmt(s["speedup"], 2, "x"),
+             compare.fmt(s["core_like"], 3)] for arm, s in summary.items()]
+    tasks = {arm: {task: compare.interval([x["tasks"][task]["centered"] for x in items if task in x["tasks"]])
                    for task in items[0]["tasks"]} for arm, items in result["runs"].items()}
     above_chance = {arm: [t for t, i in per.items() if i["low"] is not None and i["low"] > 0] for arm, per in tasks.items()}
     report("ablation", ["arm", "seeds", "tokens", "epochs", "held-out bpb (deciding mean)", *result["domains"],

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jobs.proxy.trainer import SUBSET_SEED_OFFSET
+
 ARMS = ("raw", "heuristics", "heuristics_dedup", "dclm_like")
 EXCLUDED = ("wikitext2_test",)
 WORK = Path(os.environ.get("BENCH_POOL_DIR", "/tmp/lakesift-pool"))
@@ -62,7 +64,8 @@ def pack_arm(manifest_path: Path, tokens: int, out: Path, subset: int | None = N
     for doc_id, text in _documents(manifest_path):
         ids.append(doc_id)
         texts.append(text)
-    order = seeded_order(ids)
+    # a random subset is drawn in its own order (as train-proxy does), not the prefix the whole arm packs
+    order = seeded_order(ids, SUBSET_SEED_OFFSET if subset else 0)
     limit = min(tokens, subset) if subset else tokens
     kept, used, available = [], 0, sum(len(t.encode("utf-8")) + 1 for t in texts)
     for i in order:
@@ -97,7 +100,7 @@ def pack(args) -> None:
     info["arms"][random_arm] = pack_arm(exports["raw"], args.tokens, out / f"{random_arm}.jsonl.gz", subset=subset)
     manifest = json.loads((work / "pool_manifest.json").read_text())
     for name, path in manifest["evaluation_domains"].items():
-        from jobs.proxy.train_proxy import heldout_texts
+        from jobs.proxy.trainer import heldout_texts
 
         (out / f"heldout-{name}.txt").write_text("\n\n".join(heldout_texts((path,))) + "\n", encoding="utf-8")
     info["source_table_versions"] = {arm: json.loads(p.read_text())["table_version"] for arm, p in exports.items()}
@@ -108,8 +111,8 @@ def pack(args) -> None:
 
 
 def train(args) -> dict:
-    from jobs.proxy import ablate, trainer
-    from jobs.proxy.train_proxy import heldout_domains
+    from jobs.proxy import compare, trainer
+    from jobs.proxy.trainer import heldout_domains
     from udfs import lm
 
     packed = Path(args.packed)
@@ -136,7 +139,7 @@ def train(args) -> dict:
             runs.setdefault(arm, []).append(item)
             print(f"{arm} seed {seed}: {item['final_heldout_bpb']:.4f} bpb, {item['tokens_per_second']:,.0f} tokens/s, "
                   f"{item['seconds']:.0f}s (total {time.perf_counter() - started:.0f}s)", flush=True)
-    summary = ablate.summarize(runs, "raw")
+    summary = compare.summarize(runs, "raw")
     result = {"scale": args.scale, "seeds": args.seeds, "device": lm.device_for(args.device),
               "seconds": time.perf_counter() - started, "pack": info, "summary": summary,
               "curves": {a: [{"tokens": r["eval_tokens"], "bpb": r["eval_bpb"]} for r in items] for a, items in runs.items()},
@@ -146,7 +149,7 @@ def train(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation_gpu.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     for arm, s in summary.items():
-        print(f"{arm:28s} bpb {ablate._fmt(s['heldout_bpb'])}  speedup {ablate._fmt(s['speedup'], 2, 'x')}  "
+        print(f"{arm:28s} bpb {compare.fmt(s['heldout_bpb'])}  speedup {compare.fmt(s['speedup'], 2, 'x')}  "
               f"epochs {s['corpus_epochs']:.2f}")
     return result
 

@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from jobs.gold import select_corpus
 from jobs.proxy import eval_proxy, train_proxy, trainer
+
 from jobs.runtime import output, tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import job_run
@@ -64,21 +65,6 @@ class Config(JobConfig):
                              "baseline, or best")
 
 
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}   # t(0.975, n-1)
-
-
-def interval(values) -> dict:
-    """Mean and 95% t-interval over seeds (a single seed gives no interval)."""
-    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
-    if not len(v):
-        return {"mean": None, "low": None, "high": None, "n": 0}
-    mean = float(v.mean())
-    if len(v) < 2:
-        return {"mean": mean, "low": None, "high": None, "n": 1}
-    half = T95.get(len(v) - 1, 1.96) * float(v.std(ddof=1)) / np.sqrt(len(v))
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": int(len(v))}
-
-
 def _corpus_tokens(spark: SparkSession, cfg: JobConfig, recipe: str) -> int:
     row = tables.read_table(spark, cfg, gold.CORPUS).where(F.col("recipe") == recipe) \
         .agg(F.sum(F.octet_length("text") + 1).alias("tokens")).first()
@@ -87,52 +73,6 @@ def _corpus_tokens(spark: SparkSession, cfg: JobConfig, recipe: str) -> int:
 
 def _has_corpus(spark: SparkSession, cfg: JobConfig, recipe: str) -> bool:
     return tables.read_table(spark, cfg, gold.CORPUS).where(F.col("recipe") == recipe).limit(1).count() > 0
-
-
-def speedups(curves: dict[str, tuple[list[int], list[float]]], baseline: str) -> dict[str, float | None]:
-    """tokens(baseline reaches its final bpb) / tokens(recipe reaches it), per recipe."""
-    tokens_b, bpb_b = curves[baseline]
-    target = bpb_b[-1]
-    needed_b = trainer.tokens_to_reach(tokens_b, bpb_b, target)
-    out = {}
-    for recipe, (tokens, bpb) in curves.items():
-        needed = trainer.tokens_to_reach(tokens, bpb, target)
-        out[recipe] = None if needed is None or not needed_b else needed_b / needed
-    return out
-
-
-def summarize(runs: dict[str, list[dict]], baseline: str) -> dict[str, dict]:
-    """Per arm: final deciding bpb, per-domain bpb, per-seed speedup against the baseline's same seed, corpus
-    repetitions and CORE-like, each as mean and 95% interval over seeds."""
-    out = {}
-    base_by_seed = {x["seed"]: x for x in runs[baseline]}
-    for arm, items in runs.items():
-        per_seed_speedup = []
-        for x in items:
-            b = base_by_seed.get(x["seed"])
-            if b is None:
-                continue
-            gain = speedups({"b": (b["eval_tokens"], b["eval_bpb"]), "a": (x["eval_tokens"], x["eval_bpb"])}, "b")["a"]
-            per_seed_speedup.append(gain)
-        domains = sorted(items[0].get("final_heldout_bpb_by_domain", {}))
-        out[arm] = {
-            "seeds": len(items), "tokens": items[0]["tokens"],
-            "heldout_bpb": interval([x["final_heldout_bpb"] for x in items]),
-            "by_domain": {d: interval([x["final_heldout_bpb_by_domain"][d] for x in items]) for d in domains},
-            "speedup": interval(per_seed_speedup), "speedup_per_seed": per_seed_speedup,
-            "speedup_not_reached": sum(g is None for g in per_seed_speedup),
-            "corpus_epochs": float(np.mean([x.get("corpus_epochs", x.get("epochs", 0.0)) for x in items])),
-            "core_like": interval([x.get("core_like") for x in items]),
-        }
-    return out
-
-
-def _fmt(i: dict, digits: int = 4, suffix: str = "") -> str:
-    if i["mean"] is None:
-        return "-"
-    if i["low"] is None:
-        return f"{i['mean']:.{digits}f}{suffix}"
-    return f"{i['mean']:.{digits}f}{suffix} [{i['low']:.{digits}f}, {i['high']:.{digits}f}]"
 
 
 def curve_figure(runs: dict[str, list[dict]], baseline_target: float):
@@ -201,10 +141,10 @@ def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
         domains = sorted(next(iter(summary.values()))["by_domain"])
         rows = []
         for arm, s in summary.items():
-            rows.append((arm, s["seeds"], s["tokens"], round(s["corpus_epochs"], 2), _fmt(s["heldout_bpb"]),
-                         *[_fmt(s["by_domain"][d], 3) for d in domains],
-                         _fmt(s["speedup"], 2, "x") + (f" ({s['speedup_not_reached']} not reached)" if s["speedup_not_reached"] else ""),
-                         _fmt(s["core_like"], 3)))
+            rows.append((arm, s["seeds"], s["tokens"], round(s["corpus_epochs"], 2), fmt(s["heldout_bpb"]),
+                         *[fmt(s["by_domain"][d], 3) for d in domains],
+                         fmt(s["speedup"], 2, "x") + (f" ({s['speedup_not_reached']} not reached)" if s["speedup_not_reached"] else ""),
+                         fmt(s["core_like"], 3)))
             parent.metrics(**{f"final_bpb.{arm}": s["heldout_bpb"]["mean"],
                               **{f"final_bpb.{arm}.{d}": s["by_domain"][d]["mean"] for d in domains},
                               **({f"core_like.{arm}": s["core_like"]["mean"]} if s["core_like"]["mean"] is not None else {}),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.proxy import trainer
+from jobs.proxy.trainer import HELDOUT_BYTES, SUBSET_SEED_OFFSET, heldout_domains, heldout_texts  # noqa: F401
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import JobRun, job_run
@@ -29,9 +29,6 @@ from schemas import gold
 from schemas.contract import validate_identifier
 from udfs import lm
 
-_BLANK_LINE = re.compile(r"\n[ \t]*\n")
-HELDOUT_BYTES = 60_000          # held-out text evaluated at every evaluation point (bytes, from the start)
-SUBSET_SEED_OFFSET = 1_000_003  # random subsets are ordered by another seed than their corpus
 
 
 def default_heldout(home: str) -> tuple[str, ...]:
@@ -41,42 +38,6 @@ def default_heldout(home: str) -> tuple[str, ...]:
             return (str(wiki),)
     demo = Path(home) / "samples" / "reference-text.txt"
     return (str(demo),) if demo.is_file() else ()
-
-
-def heldout_domains(specs: tuple[str, ...], limit: int = HELDOUT_BYTES) -> dict[str, list[str]]:
-    """Evaluation domains from NAME=PATH specs (or bare paths, named by file stem): each domain's first
-    `limit` bytes of blank-line-separated blocks. Domains are measured and reported separately."""
-    domains: dict[str, list[str]] = {}
-    for spec in specs:
-        name, eq, path = spec.partition("=")
-        if not eq:
-            name, path = Path(spec).stem.replace("-", "_").replace(".", "_"), spec
-        validate_identifier(name, "held-out domain name")
-        if not Path(path).is_file():
-            raise ValueError(f"held-out domain {name}: no such file {path}")
-        if name in domains:
-            raise ValueError(f"held-out domain {name} given twice")
-        domains[name] = heldout_texts((path,), limit)
-    return domains
-
-
-def heldout_texts(paths: tuple[str, ...], limit: int = HELDOUT_BYTES) -> list[str]:
-    """Blank-line-separated blocks of the held-out files (lines holding only spaces count as blank), in
-    file order, up to `limit` bytes in all (the last block cut to fit)."""
-    texts, used = [], 0
-    for path in paths:
-        for block in _BLANK_LINE.split(Path(path).read_text(encoding="utf-8", errors="replace")):
-            block = block.strip()
-            if not block:
-                continue
-            room = limit - used
-            encoded = block.encode()
-            if len(encoded) >= room:
-                texts.append(encoded[:room].decode("utf-8", errors="ignore"))
-                return texts
-            texts.append(block)
-            used += len(encoded)
-    return texts
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,9 @@ Deterministic on CPU for a seed (torch's deterministic algorithms, a fixed threa
 from __future__ import annotations
 
 import math
+import re
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
@@ -29,6 +31,10 @@ SCALES = {
 
 
 MIN_STEPS_PER_EVAL = 5
+HELDOUT_BYTES = 60_000          # held-out text evaluated at every evaluation point (bytes, from the start)
+SUBSET_SEED_OFFSET = 1_000_003  # random subsets are ordered by another seed than their corpus
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_DOMAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")     # a plain identifier: it becomes a metric name
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,43 @@ def deciding_mean(by_domain: dict[str, float], excluded: Sequence[str] = ()) -> 
     """Mean bits per byte over the domains that decide (all but `excluded`; all when that leaves none)."""
     keep = [v for k, v in by_domain.items() if k not in excluded] or list(by_domain.values())
     return float(np.mean(keep))
+
+
+def heldout_domains(specs: tuple[str, ...], limit: int = HELDOUT_BYTES) -> dict[str, list[str]]:
+    """Evaluation domains from NAME=PATH specs (or bare paths, named by file stem): each domain's first
+    `limit` bytes of blank-line-separated blocks. Domains are measured and reported separately."""
+    domains: dict[str, list[str]] = {}
+    for spec in specs:
+        name, eq, path = spec.partition("=")
+        if not eq:
+            name, path = Path(spec).stem.replace("-", "_").replace(".", "_"), spec
+        if not _DOMAIN_NAME.match(name):
+            raise ValueError(f"invalid held-out domain name {name!r}: use letters, digits and underscores")
+        if not Path(path).is_file():
+            raise ValueError(f"held-out domain {name}: no such file {path}")
+        if name in domains:
+            raise ValueError(f"held-out domain {name} given twice")
+        domains[name] = heldout_texts((path,), limit)
+    return domains
+
+
+def heldout_texts(paths: tuple[str, ...], limit: int = HELDOUT_BYTES) -> list[str]:
+    """Blank-line-separated blocks of the held-out files (lines holding only spaces count as blank), in
+    file order, up to `limit` bytes in all (the last block cut to fit)."""
+    texts, used = [], 0
+    for path in paths:
+        for block in _BLANK_LINE.split(Path(path).read_text(encoding="utf-8", errors="replace")):
+            block = block.strip()
+            if not block:
+                continue
+            room = limit - used
+            encoded = block.encode()
+            if len(encoded) >= room:
+                texts.append(encoded[:room].decode("utf-8", errors="ignore"))
+                return texts
+            texts.append(block)
+            used += len(encoded)
+    return texts
 
 
 def lr_at(step: int, spec: TrainSpec) -> float:
