@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
-from bench.common import RESULTS, SHARED, report
+from bench.common import RESULTS, report
 
 WORK = Path(os.environ.get("BENCH_POOL_DIR", "/tmp/lakesift-pool"))
 SCALE = os.environ.get("BENCH_SCALE", "tiny")

@@ -130,8 +130,6 @@ def build(work: Path, limit: int | None = None) -> dict:
                            as_html(f"{group} {number}", msg["text"]))
         counts["newsgroups_train"] += 1
     for url, _, raw in eval_pages()[: (limit // 100 if limit else None)]:
-        from jobs.bronze.sample_crawl import warc_record  # noqa: F401  (same writer, real HTML bytes)
-
         writers[LATE].add(url, datetime(2024, 1, 1, tzinfo=timezone.utc), raw)
         counts["trafilatura_pages"] += 1
     for w in writers.values():

@@ -156,7 +156,7 @@ def test_budget_and_empty_corpus_errors(spark, home):
 
 
 def test_heldout_text_is_cut_into_blocks_within_the_byte_limit(tmp_path):
-    from jobs.proxy.train_proxy import heldout_texts
+    from jobs.proxy.trainer import heldout_texts
 
     path = tmp_path / "wiki.txt"
     path.write_text(" = Title = \n \n First paragraph here . \n \n Second one , longer than the first . \n")
@@ -175,7 +175,7 @@ def test_items_whose_answer_exceeds_the_context_are_counted_not_fatal():
 
 
 def test_heldout_domains_are_measured_apart_and_the_excluded_one_left_out_of_the_mean(tmp_path):
-    from jobs.proxy.train_proxy import heldout_domains
+    from jobs.proxy.trainer import heldout_domains
 
     (tmp_path / "a.txt").write_text("The lazy dog sleeps.\n\nA quick fox runs.\n")
     (tmp_path / "b-set.txt").write_text("Completely different text 12345 !!!\n")

@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from jobs.gold import select_corpus
 from jobs.proxy import eval_proxy, train_proxy, trainer
+from jobs.proxy.compare import fmt, speedups, summarize
 
 from jobs.runtime import output, tables
 from jobs.runtime.config import JobConfig

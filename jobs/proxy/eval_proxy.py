@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 
 from jobs.proxy import evaluate, trainer
-from jobs.proxy.train_proxy import heldout_domains
+from jobs.proxy.trainer import heldout_domains
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import client_and_experiment, tracking_uri

@@ -21,7 +21,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.proxy import trainer
-from jobs.proxy.trainer import HELDOUT_BYTES, SUBSET_SEED_OFFSET, heldout_domains, heldout_texts  # noqa: F401
+from jobs.proxy.trainer import SUBSET_SEED_OFFSET, heldout_domains
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import JobRun, job_run
