@@ -157,6 +157,7 @@ def test_train_register_classify_and_export(spark, lake, tmp_path):
     assert {f: open(os.path.join(out, f), "rb").read() for f in os.listdir(out) if f.startswith("shard-")} == before
 
 
+@pytest.mark.slow                     # MiniLM on CPU: about a minute
 def test_quality_model_with_the_embedding_component(spark, lake, tmp_path):
     """The optional MiniLM component: trained with the others, stored as safetensors, applied by classify."""
     pytest.importorskip("torch")
