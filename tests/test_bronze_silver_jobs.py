@@ -57,6 +57,7 @@ def test_transforms_write_exactly_their_contracts(spark, home, tmp_path):
     assert first.heuristics_v2.word_count == 6 and first.heuristics_v2.token_count == 8 and first.heuristics_v1 is None
 
 
+@pytest.mark.slow                     # a Delta table written twice and evolved: about 20 s
 def test_a_table_of_heuristics_v1_is_evolved_and_its_rows_stay_readable(spark, home):
     """A lakehouse written before heuristics_v2 (one NOT NULL heuristics_v1 column): the next job adds the
     v2 column, its old rows keep their v1 values (v2 NULL), and new rows get v2."""
