@@ -82,6 +82,7 @@ def test_below_threshold_pairs_are_verified_away(spark, home):
     assert unverified["a"].cluster_size == 2
 
 
+@pytest.mark.slow                     # about a minute on 2 cores
 def test_chain_of_ten_thousand_near_duplicates_is_one_cluster(spark, home):
     """doc i = words[i : i+200]: neighbours share 199 words (J ~ 0.99), distant ones nothing."""
     rng = random.Random(3)
@@ -144,6 +145,7 @@ def _corpus(spark, seed, crawl, minutes, shared=None):
     return documents(spark, rows, crawl)
 
 
+@pytest.mark.slow                     # about a minute on 2 cores
 def test_incremental_global_dedup_equals_a_full_run(spark, tmp_path):
     rng = random.Random(9)
     common = [" ".join(words(rng, 120)) for _ in range(5)]
