@@ -152,6 +152,7 @@ def _patterns() -> dict[str, str]:
     return {
         "symbol_token": "^" + _char_class(punctuation()) + "+$",
         "fw_terminal": _char_class(sentence_terminals()) + "$",
+        "terminal_token": "^" + _char_class(sentence_terminals()) + "$",
         "c4_terminal": ends(C4_TERMINAL),
         "ellipsis_end": ends(ELLIPSES),
         "policy": "|".join(re.escape(p) for p in C4_POLICY),
@@ -353,7 +354,7 @@ def _sentences(toks: T.Pieces) -> np.ndarray:
         return np.zeros(n, dtype=np.int64)
     encoded = pc.dictionary_encode(toks.values)
     ids = _ints(encoded.indices)
-    terminal = _flags(pc.match_substring_regex(encoded.dictionary, "^" + _char_class(sentence_terminals()) + "$"))[ids]
+    terminal = _flags(pc.match_substring_regex(encoded.dictionary, _patterns()["terminal_token"]))[ids]
     punct = terminal | _flags(pc.match_substring_regex(encoded.dictionary, r"^\pP+$"))[ids]
     seen = np.concatenate(([0], np.cumsum(terminal)))         # terminal tokens before each position
     words = np.flatnonzero(~punct)
