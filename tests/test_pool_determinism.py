@@ -35,7 +35,7 @@ def _corpus(spark, work, name: str) -> tuple[list[tuple[str, str]], dict]:
                   "records": manifest["records"]}
 
 
-def test_same_pool_recipe_and_seed_give_the_same_corpus_and_losses(spark, tmp_path):
+def test_same_pool_recipe_and_seed_give_the_same_corpus_and_losses(spark, tmp_path, shared_data):
     first, a = _corpus(spark, tmp_path, "one")
     second, b = _corpus(spark, tmp_path, "two")
     assert first and first == second
