@@ -34,7 +34,7 @@ def eval_pages() -> list[tuple[str, dict, bytes]]:
 def write_pages_as_warc(path: Path, pages: list[tuple[str, bytes]], crawl: str = "BENCH-REAL", first_id: int = 1) -> dict:
     """Wrap real HTML into gzip-per-record WARC response records. The WARC and HTTP headers are made
     up (ids, dates, Content-Type without charset, so charset detection runs); the HTML bytes are real."""
-    from jobs.bronze.sample_crawl import warc_record
+    from jobs.demo.sample_crawl import warc_record
 
     date = datetime(2026, 1, 1, tzinfo=timezone.utc)
     n = 0
@@ -57,7 +57,7 @@ def machine() -> dict:
 
 def report(name: str, columns: list[str], rows: list[list], extra: dict) -> Path:
     """Print an aligned table and write bench/results/<name>.json."""
-    from jobs.runtime import output
+    from jobs import console as output
 
     output.table(columns, rows, width=48)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -66,7 +66,7 @@ class WarcWriter:
         self.folder, self.crawl, self.count, self.fh, self.files = folder, crawl, 0, None, []
 
     def add(self, url: str, date: datetime, body: bytes) -> None:
-        from jobs.bronze.sample_crawl import warc_record
+        from jobs.demo.sample_crawl import warc_record
 
         if self.fh is None or self.count % RECORDS_PER_FILE == 0:
             self._open(date)
@@ -76,7 +76,7 @@ class WarcWriter:
         self.count += 1
 
     def _open(self, date: datetime) -> None:
-        from jobs.bronze.sample_crawl import warc_record
+        from jobs.demo.sample_crawl import warc_record
 
         if self.fh:
             self.fh.close()
@@ -275,7 +275,7 @@ def run(work: Path) -> None:
           lambda r: (r["rows_out_signatures"], r["rows_out_signatures"]))
     stage("dedup (global)", lambda: cluster_duplicates.run(spark, cluster_duplicates.Config(**base, scope="global")),
           lambda r: (r["rows_in_signatures"], r["rows_out_representatives"]))
-    stage("decontaminate", lambda: detect_contamination.run(spark, detect_contamination.Config(**base)),
+    stage("decontaminate", lambda: detect_contamination.run(spark, detect_contamination.Config(**base, evals=(str(SHARED / "evals"),))),
           lambda r: (r["rows_out_signals"], r["rows_contaminated"]))
     trained = stage("train-quality", lambda: train_quality.run(spark, train_quality.Config(
         **base, name="lakesift_quality", positives=positives, labels=labels)),

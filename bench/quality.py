@@ -88,7 +88,7 @@ def main() -> None:
         texts, y = Q.read_labels(str(LABELS))
         rows, figures = agreement(model, texts, y)
         print(f"\nagreement with {len(y)} human judgments (DCLM dev labels), ROC-AUC, 5-fold cross-validated:")
-        from jobs.runtime import output
+        from jobs import console as output
 
         output.table(["score", "ROC-AUC", "95% interval"], rows, width=52)
         print(f"combined, mean over 5 fold assignments: {figures['combined_mean_over_5_fold_assignments']:.3f}")

@@ -80,3 +80,16 @@ class TableContract:
             comment = c.comment.replace("'", "\\'")
             parts.append(f"`{c.name}` {c.dtype.simpleString()}{null} COMMENT '{comment}'")
         return ",\n  ".join(parts)
+
+
+def sql_literal(value: str) -> str:
+    """A SQL string literal (for values, never identifiers)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def in_list(column: str, values) -> str:
+    validate_identifier(column, "column name")
+    vals = sorted(set(values))
+    if not vals:
+        return "false"
+    return f"`{column}` IN (" + ", ".join(sql_literal(v) for v in vals) + ")"

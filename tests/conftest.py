@@ -51,7 +51,7 @@ def gz_record(record_id: str, http: bytes, uri: str = "http://example.org/page",
               date: datetime = datetime(2024, 1, 1, tzinfo=timezone.utc), version: str = "WARC/1.1",
               warc_type: str = "response", content_type: str = "application/http; msgtype=response") -> bytes:
     """One gzip member holding one WARC record."""
-    from jobs.bronze.sample_crawl import warc_record
+    from jobs.demo.sample_crawl import warc_record
 
     raw = warc_record(warc_type, record_id, date, http, uri, content_type)
     return gzip.compress(raw.replace(b"WARC/1.1", version.encode(), 1), mtime=0)

@@ -240,8 +240,7 @@ def test_every_bad_input_becomes_a_document_or_an_error_row(spark, home, tmp_pat
 def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, home, tmp_path, monkeypatch):
     """extract reads a local bronze table's Parquet files in the Python workers; the documents must be
     exactly those of the Spark read, and a table with deletion vectors must go through Spark."""
-    from jobs.bronze.sample_crawl import SampleCrawlSpec, write_sample_crawl
-    from jobs.runtime.spark import one_task_each
+    from jobs.demo.sample_crawl import SampleCrawlSpec, write_sample_crawl
 
     write_sample_crawl(tmp_path / "a.warc.gz", SampleCrawlSpec(pages=14, seed=3))
     write_sample_crawl(tmp_path / "b.warc.gz", SampleCrawlSpec(pages=10, seed=4))
@@ -255,7 +254,7 @@ def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, hom
     files = [(tables.local_path(r.path), r.crawl) for r in
              records.select(F.col("_metadata.file_path").alias("path"), "crawl").distinct().collect()]
     assert len(files) == 2 and all(path.startswith(home) for path, _ in files)
-    via_files = extract_documents.transform_files(one_task_each(spark, files, "path string, crawl string"), cfg)
+    via_files = extract_documents.transform_files(tables.one_task_each(spark, files, "path string, crawl string"), cfg)
     via_spark = extract_documents.transform(records, cfg)
     assert columns_and_types(via_files) == columns_and_types(via_spark)
     n_html, expected = records.where("is_html").count(), checksum(via_spark)

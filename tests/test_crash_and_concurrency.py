@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.bronze.sample_crawl import SampleCrawlSpec, write_sample_crawl
+from jobs.demo.sample_crawl import SampleCrawlSpec, write_sample_crawl
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from jobs.bronze.sample_crawl import SampleCrawlSpec, write_sample_crawl
+from jobs.demo.sample_crawl import SampleCrawlSpec, write_sample_crawl
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
 from jobs.runtime.datafiles import _stat, partition_folder

@@ -42,9 +42,10 @@ def demo(tmp_path_factory):
 
 def test_demo_then_sql_from_new_processes(demo, spark, capsys):
     home, demo = demo
-    assert "stage" in demo.stdout and "ingest" in demo.stdout and "heuristics" in demo.stdout
-    assert "lakesift sql" in demo.stdout and "lakesift ui" in demo.stdout
-    assert "export dclm_like done" in demo.stderr and "select dclm_like" in demo.stdout
+    assert "stage" in demo.stdout and "ingest" in demo.stdout and "lakesift sql" in demo.stdout
+    for stage in ("decontaminate", "score-neural", "select dclm_like", "export dclm_like", "ablate tiny"):
+        assert stage in demo.stdout, stage
+    assert "export dclm_like done" in demo.stderr and "speedup vs raw" in demo.stdout     # funnels, then the comparison
 
     query = "SELECT language, count(*) AS docs FROM silver.documents GROUP BY language ORDER BY docs DESC, language"
     as_json = [json.loads(line) for line in ok(run_cli("sql", query, "--format", "json", home=home)).stdout.splitlines()]
@@ -66,18 +67,22 @@ def test_demo_then_sql_from_new_processes(demo, spark, capsys):
     client = MlflowClient(f"sqlite:///{home}/mlflow.db")
     (exp,) = [e for e in client.search_experiments() if e.name == "lakesift"]
     runs = client.search_runs([exp.experiment_id])
-    parent = [r for r in runs if r.data.tags["lakesift.job"] == "demo"][0]
+    parent = [r for r in runs if r.data.tags["lakesift.job"] == "run"][0]
     children = [r.data.tags["lakesift.job"] for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     expected = {"ingest", "extract_documents", "compute_heuristics", "compute_minhash", "cluster_duplicates",
-                "train_quality", "classify_quality", "select", "export"}
-    assert expected <= set(children) and children.count("select") == 3
+                "detect_contamination", "train_quality", "classify_quality", "train_neural", "score_neural", "select",
+                "export", "ablate"}
+    assert expected <= set(children) and children.count("select") == 2
     assert all(r.info.status == "FINISHED" for r in runs)
     champion = client.get_model_version_by_alias("lakesift_quality", "champion")
     assert champion.run_id in {r.info.run_id for r in runs}
 
     corpus = {r["recipe"]: r.asDict() for r in spark.sql(
         "SELECT recipe, count(*) AS docs, min(recipe_fingerprint) AS fp FROM gold.corpus GROUP BY 1").collect()}
-    assert corpus["raw"]["docs"] == 120 and 0 < corpus["dclm_like"]["docs"] < corpus["heuristics_dedup"]["docs"] < 120
+    assert corpus["raw"]["docs"] == 120 and 0 < corpus["dclm_like"]["docs"] < 120
+    # a second run finds every stage up to date
+    again = ok(run_cli("demo", "--pages", "120", home=home))
+    assert again.stderr.count("up to date") == 13 and "speedup vs raw" in again.stdout
     manifests = list(Path(home).glob("exports/dclm_like/v*/manifest.json"))
     assert len(manifests) == 1 and json.loads(manifests[0].read_text())["documents"] == corpus["dclm_like"]["docs"]
 
@@ -147,14 +152,16 @@ def test_proxy_models_from_the_cli(demo, spark, capsys, tmp_path):
     (evals / "copa.jsonl").write_text("".join(json.dumps({"query": f"Question {i}, therefore", "gold": i % 2,
                                                           "choices": ["it rained.", "the sun shone."]}) + "\n"
                                               for i in range(12)) + "not json\n")
-    trained = in_process(capsys, "train-proxy", "--recipe", "raw", "--tokens", "20000", "--seed", "1", "--home", home)
+    heldout = str(Path(home) / "samples" / "heldout-text.txt")
+    trained = in_process(capsys, "train-proxy", "--recipe", "raw", "--tokens", "20000", "--seed", "1", "--heldout", heldout,
+                         "--home", home)
     run_id = trained.split("run ", 1)[1].split(":", 1)[0]
     assert "held-out" in trained and "evaluate it: lakesift eval-proxy --run" in trained
     evaluated = in_process(capsys, "eval-proxy", "--run", run_id, "--limit", "8", "--task", "copa", "--evals", str(evals),
                            "--home", home)
     assert "copa" in evaluated and "CORE-like" in evaluated and "1 malformed evaluation lines skipped" in evaluated
     ablated = in_process(capsys, "ablate", "--recipes", "raw", "heuristics_dedup", "--seeds", "1", "--tokens", "20000",
-                         "--limit", "2", "--evals", str(evals), "--home", home)
+                         "--limit", "2", "--evals", str(evals), "--heldout", heldout, "--home", home)
     assert "speedup vs raw" in ablated and "2 child runs" in ablated
 
     from jobs.runtime.config import JobConfig
@@ -162,13 +169,13 @@ def test_proxy_models_from_the_cli(demo, spark, capsys, tmp_path):
 
     register_lakehouse(spark, JobConfig(home=home))
     results = spark.sql("SELECT recipe, runs FROM gold.v_proxy_results WHERE task = 'heldout' ORDER BY recipe").collect()
-    assert [(r.recipe, r.runs) for r in results] == [("heuristics_dedup", 1), ("raw", 2)]
+    assert [(r.recipe, r.runs) for r in results] == [("dclm_like", 1), ("heuristics_dedup", 1), ("raw", 3)]   # demo: 1 + 1
 
     from mlflow import MlflowClient
 
     client = MlflowClient(f"sqlite:///{home}/mlflow.db")
     (exp,) = [e for e in client.search_experiments() if e.name == "lakesift"]
-    (parent,) = client.search_runs([exp.experiment_id], "tags.`lakesift.job` = 'ablate'")
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`lakesift.job` = 'ablate' and tags.recipes = 'raw,heuristics_dedup'")
     children = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert {c.data.tags["lakesift.job"] for c in children} == {"train_proxy"} and len(children) == 2
     assert "speedup.heuristics_dedup" in parent.data.metrics or "final_bpb.heuristics_dedup" in parent.data.metrics
@@ -246,7 +253,7 @@ def test_mlflow_ui_serves_the_demo_runs(demo):
                 time.sleep(1)
         request = urllib.request.Request(f"{base}/api/2.0/mlflow/runs/search", method="POST",
                                          data=json.dumps({"experiment_ids": [experiment["experiment_id"]],
-                                                          "filter": "tags.`lakesift.job` = 'demo'"}).encode(),
+                                                          "filter": "tags.`lakesift.job` = 'run'"}).encode(),
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as r:
             runs = json.loads(r.read())["runs"]

@@ -148,7 +148,7 @@ def test_budget_and_empty_corpus_errors(spark, home):
     heldout = (str(__file__),)
     with pytest.raises(ValueError, match="would repeat them .* times"):
         train_proxy.run(spark, train_proxy.Config(home=home, recipe="small", tokens=1_000_000, heldout=heldout))
-    with pytest.raises(ValueError, match="no documents for recipe nothing"):
+    with pytest.raises(ValueError, match="no rows for recipe nothing"):
         train_proxy.run(spark, train_proxy.Config(home=home, recipe="nothing", heldout=heldout))
     client, exp = client_and_experiment(JobConfig(home=home))
     statuses = {r.info.status for r in client.search_runs([exp], "tags.`lakesift.job` = 'train_proxy'")}
@@ -218,6 +218,9 @@ def test_intervals_and_per_seed_speedups():
 
 
 def test_training_reads_only_the_budget_and_random_subsets(spark, home):
+    """train-proxy reads the recipe's export (written on first use, shared afterwards): a seeded order of
+    whole documents, only as many as the budget needs, the same for any sharding."""
+    from jobs.gold import export_shards
     from jobs.proxy import train_proxy
     from jobs.runtime import tables
     from jobs.runtime.config import JobConfig
@@ -228,15 +231,28 @@ def test_training_reads_only_the_budget_and_random_subsets(spark, home):
     tables.replace_where(spark.createDataFrame(rows, gold.CORPUS.schema), JobConfig(home=home), gold.CORPUS, "recipe = 'many'")
     version = tables.table_version(spark, JobConfig(home=home), gold.CORPUS)
     cfg = train_proxy.Config(home=home, recipe="many", heldout=(str(__file__),))
-    stream, counts = train_proxy.corpus_stream(spark, cfg, version, budget=5_000)
+    said = []
+    folder = train_proxy.export_folder(spark, cfg, version, said.append)
+    assert said and train_proxy.export_folder(spark, cfg, version, said.append) == folder and len(said) == 1  # once
+    manifest = train_proxy.read_manifest(folder, "many")
+    stream, counts = train_proxy.corpus_stream(cfg, folder, manifest, budget=5_000)
     assert 5_000 <= len(stream) < 5_000 + 300 and counts["documents"] == 200 and counts["documents_read"] < 40
-    again, _ = train_proxy.corpus_stream(spark, cfg, version, budget=5_000)
+    again, _ = train_proxy.corpus_stream(cfg, folder, manifest, budget=5_000)
     assert np.array_equal(stream, again)                                      # same seed, same stream
+    other = export_shards.run(spark, export_shards.Config(home=home, recipe="many", version=version, shards=3,
+                                                          format="parquet", output=f"{home}/other"))
+    resharded, _ = train_proxy.corpus_stream(cfg, other["output"], train_proxy.read_manifest(other["output"]), 5_000)
+    assert np.array_equal(stream, resharded)                                  # the order is the documents'
+    ends = np.flatnonzero(stream == 256)                                      # end-of-text tokens
+    docs = [bytes(stream[a + 1:b].astype(np.uint8)).decode() for a, b in zip(np.r_[-1, ends[:-1]], ends)]
+    assert set(docs) <= {r[5] for r in rows} and len(set(docs)) == len(docs)  # whole documents, once each
     sub = train_proxy.Config(home=home, recipe="many", heldout=(str(__file__),), subset_tokens=3_000, seed=1)
-    stream, counts = train_proxy.corpus_stream(spark, sub, version, budget=6_000)
+    stream, counts = train_proxy.corpus_stream(sub, folder, manifest, budget=6_000)
     assert len(stream) == 3_000 and counts["corpus_tokens"] == 3_000 and counts["epochs"] == 2.0
     with pytest.raises(ValueError, match="larger than recipe many"):
-        train_proxy.corpus_stream(spark, train_proxy.Config(home=home, recipe="many", subset_tokens=10**9), version, 5_000)
+        train_proxy.corpus_stream(train_proxy.Config(home=home, recipe="many", subset_tokens=10**9), folder, manifest, 5_000)
+    with pytest.raises(ValueError, match="exports recipe 'many', not 'raw'"):
+        train_proxy.read_manifest(folder, "raw")
 
 
 def test_gpu_ablation_script_packs_exports_and_trains_on_cpu(tmp_path):

@@ -97,7 +97,7 @@ def test_extract_submitted_to_a_standalone_cluster(cluster, spark, tmp_path):
 
     from jobs import submit
     from jobs.bronze import ingest_warc
-    from jobs.bronze.sample_crawl import SampleCrawlSpec, write_sample_crawl
+    from jobs.demo.sample_crawl import SampleCrawlSpec, write_sample_crawl
     from jobs.runtime.config import JobConfig
     from jobs.runtime.tables import register_lakehouse
 

@@ -21,9 +21,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from jobs.runtime import tables
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.datafiles import WriteSpec
-from jobs.runtime.spark import one_task_each
 from jobs.runtime.tracking import job_run
 from schemas import bronze
 
@@ -47,10 +46,13 @@ WRITE_BATCH_BYTES = 32 << 20   # bytes of pages per Parquet row group when the w
 
 @dataclass(frozen=True, kw_only=True)
 class Config(JobConfig):
-    inputs: tuple[str, ...]
-    crawl: str | None = None                       # default: warcinfo isPartOf, else CC-MAIN-* in the path
-    max_payload_bytes: int = 5 * 1024 * 1024
-    force: bool = False
+    inputs: tuple[str, ...] = option(help="files, directories, globs or s3:// https:// dbfs:/ URLs",
+                                     flag="--input", metavar="PATH")
+    crawl: str | None = option(None, "crawl id for these files (default: warcinfo isPartOf, else CC-MAIN-* in "
+                                     "the path)")
+    max_payload_bytes: int = option(5 * 1024 * 1024, "keep at most this many bytes of each body; longer ones are "
+                                                     "flagged truncated")
+    force: bool = option(False, "read files again that were already ingested (replaces their rows)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -155,7 +157,7 @@ def _responses(rows, others: list):
 
 
 def files_frame(spark: SparkSession, paths: list[str]) -> DataFrame:
-    return one_task_each(spark, [(p,) for p in paths], "path string")
+    return tables.one_task_each(spark, [(p,) for p in paths], "path string")
 
 
 def earlier_rows(spark: SparkSession, cfg: Config, paths: list[str]) -> tuple[set[str], set[str]]:
@@ -226,3 +228,19 @@ def _per_file_tsv(per_file: dict[str, dict[str, int]]) -> str:
     lines = ["source_file\t" + "\t".join(COUNT_KEYS)]
     lines += [f + "\t" + "\t".join(str(c[k]) for k in COUNT_KEYS) for f, c in sorted(per_file.items())]
     return "\n".join(lines) + "\n"
+
+
+def report(s: dict) -> Report:
+    from jobs.console import render_table
+
+    rows = [(os.path.basename(f) or f, c["responses"], c["html"], c["non_html"], c["non_http_skipped"], c["errors"])
+            for f, c in sorted(s["per_file"].items())]
+    detail = render_table(("file", "responses", "html", "non_html", "non_http", "unreadable"), rows) if rows else ""
+    return Report(s["responses"] + s["non_http_skipped"] + s["errors"], s["responses"],
+                  f"{s['files_read']} file(s) read, {s['files_already_ingested']} already ingested; {s['html']} html, "
+                  f"{s['non_html']} non-html, {s['errors']} unreadable", detail)
+
+
+STAGE = Stage("ingest", "WARC/ARC files -> bronze.warc_records (+ bronze.ingest_errors)", Config,
+              lambda spark, cfg, progress: run(spark, cfg), reads=(),
+              writes=(bronze.WARC_RECORDS.fullname, bronze.INGEST_ERRORS.fullname), report=report)

@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.runtime import tables
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.tracking import download_model, is_model_uri, job_run
 from schemas import silver
 from udfs.hashing import file_sha256
@@ -26,8 +26,8 @@ from udfs.shipped import ship
 
 @dataclass(frozen=True, kw_only=True)
 class Config(JobConfig):
-    model: str                          # models:/name@alias, models:/name/version, or a path
-    crawls: tuple[str, ...] = ()
+    model: str = option(help="models:/NAME@ALIAS, models:/NAME/VERSION (from train-quality), or a fastText model file")
+    crawls: tuple[str, ...] = option((), "crawl to score (default: all)", flag="--crawl", repeat=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -108,3 +108,14 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         tracked.metrics(**counts)
         return {"run_id": tracked.run_id, "model": model.name, "model_version": model.version, "crawls": crawls,
                 "components": list(model.components), **counts}
+
+
+def report(s: dict) -> Report:
+    return Report(s["rows_out_scores"], s["rows_out_scores"],
+                  f"{s['rows_out_scores']} documents scored by {s['model']} v{s['model_version']} (mean score "
+                  f"{s['mean_score']:.3f}; {s['rows_out_without_text']} without text)")
+
+
+STAGE = Stage("classify", "score documents with a quality classifier -> silver.signals_quality", Config,
+              lambda spark, cfg, progress: run(spark, cfg), reads=(silver.DOCUMENTS.fullname, "models"),
+              writes=(silver.SIGNALS_QUALITY.fullname,), report=report)

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.runtime import tables
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.tracking import download_model, is_model_uri, job_run
 from schemas import silver
 from udfs.neural import SCORERS, RunnerOptions, neural_udf
@@ -25,13 +25,15 @@ from udfs.shipped import ship
 
 @dataclass(frozen=True, kw_only=True)
 class Config(JobConfig):
-    scorer: str
-    model: str                          # models:/NAME@ALIAS or models:/NAME/VERSION
-    reference: str | None = None        # learnability: the reference model
-    crawls: tuple[str, ...] = ()
-    batch_size: int = 64
-    max_tokens: int = 256
-    device: str = "auto"
+    scorer: str = option(help="which score", choices=tuple(SCORERS))
+    model: str = option(help="models:/NAME@ALIAS or models:/NAME/VERSION (learnability: the learner LM)")
+    reference: str | None = option(None, "learnability: the reference LM, models:/NAME@ALIAS")
+    crawls: tuple[str, ...] = option((), "crawl to score (default: all)", flag="--crawl", repeat=True)
+    batch_size: int = option(RunnerOptions.batch_size, "texts per forward pass")
+    max_tokens: int = option(RunnerOptions.max_tokens, "tokens scored per text: encoder word pieces, or bytes for "
+                                                       "the byte LMs")
+    device: str = option("auto", "auto: CUDA when present (bf16), else CPU; cuda fails without a GPU",
+                         choices=("auto", "cuda", "cpu"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -75,3 +77,14 @@ def run(spark: SparkSession, cfg: Config) -> dict:
                   "mean_score": float(stats["mean"]) if stats["mean"] is not None else float("nan")}
         tracked.metrics(**counts)
         return {"run_id": tracked.run_id, "scorer": cfg.scorer, "model": name, "model_version": version, **counts}
+
+
+def report(s: dict) -> Report:
+    return Report(s["rows_out_scores"], s["rows_out_scores"],
+                  f"{s['rows_out_scores']} documents scored by {s['scorer']} {s['model']} v{s['model_version']} (mean "
+                  f"score {s['mean_score']:.4f}; {s['rows_out_without_text']} without text)")
+
+
+STAGE = Stage("score-neural", "score documents with a neural scorer -> silver.signals_neural", Config,
+              lambda spark, cfg, progress: run(spark, cfg), reads=(silver.DOCUMENTS.fullname, "models"),
+              writes=(silver.SIGNALS_NEURAL.fullname,), report=report)

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from pyspark.sql import SparkSession
 
-from jobs.classifiers.train_quality import load_texts, register, split
+from jobs.classifiers.train_quality import TrainingConfig, load_texts, register, split
 from jobs.proxy import trainer
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import Report, Stage, option
 from jobs.runtime.tracking import job_run
-from schemas.contract import validate_model_name
 from udfs import fasttext as ft
 from udfs import lm, neural
 
@@ -32,31 +31,23 @@ KINDS = ("embedding", "reference")
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(JobConfig):
-    kind: str
-    name: str
-    positives: tuple[str, ...]
-    negatives: tuple[str, ...] = ("silver.documents",)
-    encoder: str | None = None          # sentence-transformers folder; default the pinned MiniLM wheel
-    unit: str = "block"
-    min_words: int = 10
-    max_examples: int = 20_000
-    holdout: float = 0.1
-    seed: int = 0
-    scale: str = "tiny"                 # reference model size preset
-    tokens: int | None = None
-    batch_size: int = 64
-    max_tokens: int = 256
-    device: str = "auto"
-    alias: str = "champion"
+class Config(TrainingConfig):
+    kind: str = option(help="embedding: logistic head on sentence embeddings, compared with fastText on the same "
+                            "split; reference: byte-level LM on --positives (its loss scores documents)", choices=KINDS)
+    encoder: str | None = option(None, "sentence-transformers folder (default: all-MiniLM-L6-v2 from the pinned wheel)")
+    max_examples: int = option(20_000, "per class")
+    scale: str = option("tiny", "reference LM size", choices=tuple(trainer.SCALES))
+    tokens: int | None = option(None, "reference LM token budget (default: the scale's)")
+    batch_size: int = option(neural.RunnerOptions.batch_size, "texts per forward pass")
+    max_tokens: int = option(neural.RunnerOptions.max_tokens, "tokens scored per text: encoder word pieces, or bytes "
+                                                              "for the byte LMs")
+    device: str = option("auto", "auto: CUDA when present (bf16), else CPU; cuda fails without a GPU",
+                         choices=("auto", "cuda", "cpu"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        validate_model_name(self.name)
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-        if not self.positives:
-            raise ValueError("train-neural needs --positives")
         if self.scale not in trainer.SCALES:
             raise ValueError(f"scale must be one of {', '.join(trainer.SCALES)}")
 
@@ -136,3 +127,18 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         version = register(tracked.client, tracked.run_id, info.artifact_uri, cfg.name, cfg.alias,
                            f"lakesift neural scorer ({cfg.kind})")
         return {"run_id": tracked.run_id, "kind": cfg.kind, "model": cfg.name, "version": version, "alias": cfg.alias, **summary}
+
+
+def report(s: dict) -> Report:
+    if s["kind"] == "embedding":
+        detail = (f"held out: ROC-AUC {s['roc_auc']:.3f} (fastText on the same split {s['fasttext_roc_auc']:.3f}), "
+                  f"precision {s['precision']:.3f}, recall {s['recall']:.3f} ({s['examples']} documents)")
+    else:
+        detail = f"held-out {s['heldout_bpb']:.4f} bits per byte after {s['tokens']:,} tokens"
+    return Report(None, None, f"models:/{s['model']}@{s['alias']} = version {s['version']} ({s['kind']}): {detail}; "
+                              f"MLflow run {s['run_id']}")
+
+
+STAGE = Stage("train-neural", "train a neural scorer (embedding classifier head or reference LM) and register it",
+              Config, lambda spark, cfg, progress: run(spark, cfg), reads=("silver.documents",), writes=("models",),
+              report=report)

@@ -25,7 +25,7 @@ import numpy as np
 from pyspark.sql import SparkSession
 
 from jobs.classifiers import sources
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.tracking import job_run
 from schemas.contract import validate_identifier, validate_model_name
 from udfs.hashing import file_sha256
@@ -37,39 +37,56 @@ DESCRIPTOR = Q.DESCRIPTOR
 
 
 @dataclass(frozen=True, kw_only=True)
-class Config(JobConfig):
-    name: str
-    positives: tuple[str, ...]
-    negatives: tuple[str, ...] = ("silver.documents",)
-    unit: str = "block"                 # text files: one document per blank-line block, or per file
-    min_words: int = 10                 # shorter documents are not training examples
-    max_examples: int = 100_000         # per class, a seeded sample beyond this
-    holdout: float = 0.1                # fraction of each class kept for evaluation
-    seed: int = 0
-    lr: float = 0.1
-    epoch: int = 5
-    dim: int = 64                       # DCLM used fastText's 100 and 2M buckets; these keep the model ~50 MB
-    word_ngrams: int = 2
-    min_count: int = 1
-    bucket: int = 200_000
-    loss: str = "softmax"
-    alias: str = "champion"
-    labels: str | None = None           # JSONL {"text", "label"}: human judgments the combiner learns from
-    components: tuple[str, ...] = Q.DEFAULT_COMPONENTS
+class TrainingConfig(JobConfig):
+    """What every model trained on reference text versus crawled text shares (train-quality, train-neural)."""
+    name: str = option(help="registered model name (gets the alias --alias)")
+    positives: tuple[str, ...] = option(help="reference-quality text: text files, folders, zip archives, JSONL "
+                                             "(text field) or a table", metavar="PATH|TABLE")
+    negatives: tuple[str, ...] = option(("silver.documents",), "crawled text (a table: a seeded sample as large "
+                                                               "as the positives)", metavar="PATH|TABLE")
+    unit: str = option("block", "text files: one document per blank-line-separated block, or per file",
+                       choices=("block", "file"))
+    min_words: int = option(10, "shorter documents are not training examples")
+    holdout: float = option(0.1, "held-out fraction per class")
+    seed: int = option(0, "seed of sampling, splits and training")
+    alias: str = option("champion", "model alias set on the new version")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        Q.validate_components(self.components)
-        if self.labels is not None:
-            Q.read_labels(self.labels)          # every problem of the file is reported before any training
         validate_model_name(self.name)
         validate_identifier(self.alias, "model alias")
         if not self.positives:
-            raise ValueError("train-quality needs --positives")
+            raise ValueError("training needs --positives")
         if self.unit not in ("block", "file"):
             raise ValueError("unit must be block or file")
         if not 0 < self.holdout < 0.5:
             raise ValueError("holdout must be between 0 and 0.5")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config(TrainingConfig):
+    max_examples: int = option(100_000, "per class, a seeded sample beyond this")
+    # DCLM used fastText's dim 100 and 2M buckets; these keep the model ~50 MB.
+    lr: float = option(0.1, "fastText learning rate")
+    epoch: int = option(5, "fastText epochs")
+    dim: int = option(64, "fastText vector size")
+    word_ngrams: int = option(2, "fastText word n-grams")
+    min_count: int = option(1, "fastText minimal word count")
+    bucket: int = option(200_000, "fastText hash buckets")
+    loss: str = option("softmax", "fastText loss", choices=("softmax", "hs"))
+    labels: str | None = option(None, 'human quality judgments, lines {"text": ..., "label": 0|1} (at least 20, '
+                                      "both classes): the combiner learns from them (default: from held-out "
+                                      "reference-versus-web examples)", metavar="FILE.jsonl")
+    components: tuple[str, ...] = option(Q.DEFAULT_COMPONENTS, f"of {', '.join(Q.COMPONENTS)} (embedding needs "
+                                         "MiniLM: slow on CPU); commas or spaces between them")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "components", tuple(c.strip() for part in self.components
+                                                     for c in part.split(",") if c.strip()))
+        Q.validate_components(self.components)
+        if self.labels is not None:
+            Q.read_labels(self.labels)          # every problem of the file is reported before any training
         if self.max_examples < 10:
             raise ValueError("max_examples must be at least 10")
         self.train_params()
@@ -201,3 +218,18 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         return {"run_id": tracked.run_id, "model": cfg.name, "version": version, "alias": cfg.alias,
                 "train_positives": len(pos_train), "train_negatives": len(neg_train),
                 "components": list(cfg.components), "trained_on": combiner.trained_on, **metrics}
+
+
+def report(s: dict) -> Report:
+    line = (f"models:/{s['model']}@{s['alias']} = version {s['version']} ({', '.join(s['components'])}): components "
+            f"trained on {s['train_positives']} positive and {s['train_negatives']} negative documents; held out "
+            f"reference versus web: ROC-AUC {s['roc_auc']:.3f} ({s['examples']} documents)")
+    if s["trained_on"] == "labels":
+        line += (f"; combiner fitted to human labels: cross-validated ROC-AUC {s['labels_cv_roc_auc']:.3f} "
+                 f"(95% interval {s['labels_cv_roc_auc_low']:.3f}-{s['labels_cv_roc_auc_high']:.3f})")
+    return Report(s["train_positives"] + s["train_negatives"], None, line + f"; MLflow run {s['run_id']}")
+
+
+STAGE = Stage("train-quality", "train the quality model (fastText, reference LMs, heuristics, length; optionally "
+              "fitted to human labels) and register it in MLflow", Config, lambda spark, cfg, progress: run(spark, cfg),
+              reads=("silver.documents",), writes=("models",), report=report)

@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.runtime import tables
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.tracking import code_version, job_run
 from schemas import gold
 from schemas.contract import validate_identifier
@@ -25,11 +25,11 @@ FORMATS = {"jsonl.gz": ("json", "gzip", ".jsonl.gz"), "parquet": ("parquet", "zs
 
 @dataclass(frozen=True, kw_only=True)
 class Config(JobConfig):
-    recipe: str
-    format: str = "jsonl.gz"
-    shards: int = 8
-    version: int | None = None            # gold.corpus version; default the latest
-    output: str | None = None
+    recipe: str = option(help="the recipe whose corpus to export")
+    format: str = option("jsonl.gz", "shard format", choices=tuple(FORMATS))
+    shards: int = option(8, "number of shards (a document's shard is xxhash64(doc_id) mod N)")
+    version: int | None = option(None, "gold.corpus version (default: the latest)")
+    output: str | None = option(None, "folder (default: <home>/exports/<recipe>/v<version>)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -73,7 +73,8 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         tracked.text(json.dumps(manifest, indent=2), "manifest.json")
         tracked.params(export_folder=output, recipe_fingerprint=fingerprint)
         tracked.metrics(rows_out_documents=manifest["documents"], tokens_out=manifest["estimated_tokens"], shards=cfg.shards)
-        return {"run_id": tracked.run_id, "output": output, **{k: manifest[k] for k in
+        return {"run_id": tracked.run_id, "output": output, "shards": cfg.shards, "format": cfg.format,
+                **{k: manifest[k] for k in
                 ("recipe", "recipe_fingerprint", "table_version", "documents", "estimated_tokens")}}
 
 
@@ -114,3 +115,15 @@ def _write_text(spark, path: str, text: str) -> None:
         stream.write(bytearray(text.encode("utf-8")))
     finally:
         stream.close()
+
+
+def report(s: dict) -> Report:
+    return Report(s["documents"], s["documents"],
+                  f"{s['documents']} documents ({s['estimated_tokens']:,} estimated tokens) of recipe {s['recipe']} "
+                  f"({s['recipe_fingerprint']}, gold.corpus v{s['table_version']}) in {s['shards']} {s['format']} "
+                  f"shards: {s['output']} (manifest.json)")
+
+
+STAGE = Stage("export", "write a recipe's corpus as training shards with a manifest", Config,
+              lambda spark, cfg, progress: run(spark, cfg), reads=(gold.CORPUS.fullname,), writes=("exports",),
+              report=report)

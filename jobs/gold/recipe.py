@@ -32,14 +32,13 @@ from pathlib import Path
 
 import yaml
 
+from schemas import families as signal_families
 from schemas.contract import validate_identifier
 
-FAMILIES = {            # alias -> family name
-    "d": "documents", "h": "heuristics", "x": "duplicates", "q": "quality", "c": "contamination", "n": "neural",
-}
-ALIASES = {family: alias for alias, family in FAMILIES.items()}
-FAMILY_OPTIONS = {"duplicates": {"version", "scope"}, "quality": {"model"}, "contamination": {"version"},
-                  "neural": {"scorer", "model"}}
+# Read from the signal-family registry (schemas/families.py); nothing here names a family.
+FAMILIES = {f.alias: f.name for f in signal_families.FAMILIES}          # alias -> family name
+ALIASES = {f.name: f.alias for f in signal_families.FAMILIES}
+FAMILY_OPTIONS = {f.name: set(f.options) for f in signal_families.FAMILIES if f.options}
 _STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _COLUMN = re.compile(r"\b([a-z])\.([A-Za-z_][A-Za-z0-9_]*)\b")
 

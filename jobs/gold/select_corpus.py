@@ -18,19 +18,20 @@ from pyspark.sql import functions as F
 
 from jobs.gold import recipe as R
 from jobs.runtime import tables
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.tracking import job_run
-from schemas import gold, silver
-from udfs import heuristics
+from schemas import families as signal_families
+from schemas import gold
 
 TOKEN_CHARS = 4          # ~4 characters per BPE token for English web text (GPT-2/3 tokenisers)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Config(JobConfig):
-    recipe: str                              # shipped name or YAML path
-    overrides: tuple[str, ...] = ()          # "family.option=value", e.g. quality.model=my_classifier
-    crawls: tuple[str, ...] = ()             # default: every crawl
+    recipe: str = option(help="shipped recipe name (see `lakesift recipes`) or a YAML file")
+    overrides: tuple[str, ...] = option((), "override a recipe's signal option, e.g. quality.model=my_classifier",
+                                        flag="--signal", metavar="FAMILY.OPTION=VALUE", repeat=True)
+    crawls: tuple[str, ...] = option((), "crawl to select from (default: all)", flag="--crawl", repeat=True)
 
     def load_recipe(self) -> R.Recipe:
         parsed = {}
@@ -44,35 +45,27 @@ class Config(JobConfig):
 
 def _family_frames(spark: SparkSession, cfg: JobConfig, recipe: R.Recipe, empty: bool) -> tuple[dict[str, DataFrame], dict[str, int]]:
     """alias -> DataFrame for documents and each family the recipe reads (empty ones for validation)."""
-    contracts = {"documents": silver.DOCUMENTS, "heuristics": silver.SIGNALS_HEURISTIC, "duplicates": silver.DUPLICATES,
-                 "quality": silver.SIGNALS_QUALITY, "contamination": silver.SIGNALS_CONTAMINATION,
-                 "neural": silver.SIGNALS_NEURAL}
     frames, versions = {}, {}
-    for family in ["documents", *recipe.families()]:
-        contract = contracts[family]
+    for name in ["documents", *recipe.families()]:
+        family = signal_families.BY_NAME[name]
+        contract = family.contract
         if empty:
             df = spark.createDataFrame([], contract.schema)
         else:
             versions[contract.fullname] = tables.table_version(spark, cfg, contract)
             df = tables.read_table(spark, cfg, contract, versions[contract.fullname])
-        opts = recipe.signals.get(family, {})
-        if family == "heuristics":
-            df = df.where(F.col(heuristics.VERSION).isNotNull()).select("doc_id", f"{heuristics.VERSION}.*")
-        elif family == "duplicates":
-            df = df.where((F.col("version") == opts.get("version", "minhash_5g_14x8")) & (F.col("scope") == opts.get("scope", "crawl")))
-        elif family == "quality":
-            if "model" not in opts:
-                raise R.RecipeError(f"recipe {recipe.name}: the quality family needs signals.quality.model")
-            df = df.where(F.col("model") == opts["model"])
-        elif family == "neural":
-            if not {"scorer", "model"} <= set(opts):
-                raise R.RecipeError(f"recipe {recipe.name}: the neural family needs signals.neural.scorer and .model")
-            df = df.where((F.col("scorer") == opts["scorer"]) & (F.col("model") == opts["model"]))
-        elif family == "contamination" and "version" in opts:
-            df = df.where(F.col("version") == opts["version"])
-        if family != "documents":
+        opts = recipe.signals.get(name, {})
+        if family.struct:
+            df = df.where(F.col(family.struct).isNotNull()).select("doc_id", f"{family.struct}.*")
+        for key, spec in family.options.items():
+            value = opts.get(key, spec.default)
+            if value is None and spec.required:
+                raise R.RecipeError(f"recipe {recipe.name}: the {name} family needs signals.{name}.{key}")
+            if value is not None:
+                df = df.where(F.col(spec.column) == value)
+        if name != "documents":
             df = df.drop("crawl")
-        frames[R.ALIASES[family]] = df
+        frames[family.alias] = df
     return frames, versions
 
 
@@ -196,7 +189,7 @@ def run(spark: SparkSession, cfg: Config, out=sys.stdout) -> dict:
                         tokens_out=kept_tokens)
         tracked.figure(funnel_figure(recipe, rows, total_docs), "funnel.png")
         report = io.StringIO()
-        from jobs.runtime import output
+        from jobs import console as output
 
         output.table(("step", "predicate", "documents left", "tokens left"), [("0", "input", total_docs, total_tokens), *rows],
                      out=report)
@@ -206,3 +199,17 @@ def run(spark: SparkSession, cfg: Config, out=sys.stdout) -> dict:
                 "tokens_out": kept_tokens, "funnel": rows, "funnel_table": report.getvalue(),
                 "drops": [(r.step, r.drop_reason, r.documents) for r in drop_rows],
                 "corpus_version": tracked.versions[f"wrote.{gold.CORPUS.fullname}"]}
+
+
+def report(s: dict) -> Report:
+    cuts = ", ".join(f"{k} >= {v:.4g}" for k, v in s["thresholds"].items() if v is not None)
+    return Report(s["documents_in"], s["documents_out"],
+                  f"gold.corpus v{s['corpus_version']}: recipe {s['recipe']} ({s['fingerprint']}) kept "
+                  f"{s['documents_out']} of {s['documents_in']} documents, {s['tokens_out']:,} of {s['tokens_in']:,} "
+                  f"estimated tokens" + (f"; thresholds {cuts}" if cuts else ""), s["funnel_table"])
+
+
+STAGE = Stage("select", "apply a recipe -> gold.corpus (new version) and gold.rejections", Config,
+              lambda spark, cfg, progress: run(spark, cfg),
+              reads=tuple(f.contract.fullname for f in signal_families.FAMILIES),
+              writes=(gold.CORPUS.fullname, gold.REJECTIONS.fullname), report=report)

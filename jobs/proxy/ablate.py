@@ -1,6 +1,7 @@
 """Proxy: compare curation recipes by training and evaluating proxy models on each, side by side.
 
-Reads   gold.corpus (each recipe's latest version; `select` is run first for a recipe that has none)
+Reads   gold.corpus (each recipe's latest version; `select` is run first for a recipe that has none) through
+        its export (train_proxy: one export per recipe and version, shared by every seed and the random arm)
 Arms    the recipes (the first is the baseline) and, with --random-like R, a uniform random subset of the
         baseline's corpus as large (in tokens) as recipe R's, drawn anew per seed: so that "smaller" is
         not mistaken for "better".
@@ -27,8 +28,9 @@ from jobs.gold import select_corpus
 from jobs.proxy import eval_proxy, train_proxy, trainer
 from jobs.proxy.compare import fmt, speedups, summarize
 
-from jobs.runtime import output, tables
-from jobs.runtime.config import JobConfig
+from jobs import console
+from jobs.runtime import tables
+from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.tracking import job_run
 from schemas import gold
 from schemas.contract import validate_identifier
@@ -36,21 +38,28 @@ from schemas.contract import validate_identifier
 
 @dataclass(frozen=True, kw_only=True)
 class Config(JobConfig):
-    recipes: tuple[str, ...]
-    scale: str = "tiny"
-    seeds: int = 2
-    tokens: int | None = None
-    device: str = "auto"
-    limit: int | None = 200              # evaluation items per task
-    evals: str | None = None
-    heldout: tuple[str, ...] = ()
-    excluded: tuple[str, ...] = ()       # domains reported but left out of the deciding mean
-    random_like: str | None = None       # add a random subset of the baseline as large as this recipe's corpus
-                                         # ("best": the recipe with the lowest held-out bpb, after training)
-    max_epochs: float = 8.0
+    recipes: tuple[str, ...] = option(help="recipes to compare; the first is the baseline")
+    scale: str = option("tiny", "proxy model size and token budget preset", choices=tuple(trainer.SCALES))
+    seeds: int = option(2, "training seeds per arm")
+    tokens: int | None = option(None, "token budget per run (default: the scale's)")
+    device: str = option("auto", "auto: CUDA when present (bf16), else CPU; cuda fails without a GPU",
+                         choices=("auto", "cuda", "cpu"))
+    limit: int | None = option(200, "evaluation items per task, a seeded sample (0: all)")
+    evals: str | None = option(None, "folder of evaluation JSONL files (default: $LAKESIFT_EVALS)")
+    heldout: tuple[str, ...] = option((), "held-out evaluation domains, each measured and reported on its own "
+                                     "(default: $LAKESIFT_HELDOUT)", metavar="[NAME=]FILE")
+    excluded: tuple[str, ...] = option((), "held-out domains reported but left out of the deciding mean (e.g. the "
+                                           "one a quality classifier took its positives from)", flag="--exclude",
+                                       metavar="DOMAIN")
+    random_like: str | None = option(None, "add an arm: a random subset of the baseline as large (in tokens) as "
+                                           "RECIPE's corpus (best: the recipe with the lowest held-out bpb)",
+                                     metavar="RECIPE")
+    max_epochs: float = option(trainer.MAX_EPOCHS, "most repetitions of a corpus allowed")
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.limit == 0:
+            object.__setattr__(self, "limit", None)
         if len(self.recipes) < 2:
             raise ValueError("ablate compares at least two recipes; the first is the baseline")
         for r in self.recipes:
@@ -155,9 +164,19 @@ def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
                    *[f"{d}{' (excluded)' if d in cfg.excluded else ''}" for d in domains],
                    f"speedup vs {baseline}", "CORE-like")
         table = io.StringIO()
-        output.table(columns, rows, out=table)
+        console.table(columns, rows, out=table)
         parent.text(table.getvalue(), "comparison.txt")
         parent.figure(curve_figure(runs, curves[baseline][1][-1]), "heldout_bpb_vs_tokens.png")
         return {"run_id": parent.run_id, "table": table.getvalue(), "speedups": gains, "runs": runs,
                 "summary": summary, "domains": domains, "deciding_domains": deciding,
                 "children": [x["run_id"] for items in runs.values() for x in items]}
+
+
+def report(s: dict) -> Report:
+    return Report(None, None, f"MLflow parent run {s['run_id']} with {len(s['children'])} child runs; plot "
+                              "heldout_bpb_vs_tokens.png", s["table"])
+
+
+STAGE = Stage("ablate", "train and evaluate proxy models per recipe and seed; compare them", Config, run,
+              reads=(gold.CORPUS.fullname, "exports"), writes=("exports", gold.PROXY_EVALS.fullname),
+              report=report)

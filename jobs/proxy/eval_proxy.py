@@ -1,7 +1,7 @@
 """Proxy: evaluate a trained proxy model and record its scores where recipes are compared.
 
 Reads   the model of an MLflow run (safetensors + config, never unpickled), held-out reference text,
-        and evaluation sets (JSONL; default ../shared/data/evals when present)
+        and evaluation sets (JSONL: --evals, else $LAKESIFT_EVALS)
 Writes  metrics on the same MLflow run (heldout_bpb_final, <task>_acc, <task>_acc_norm, <task>_centered,
         core_like) and gold.proxy_evals (replaces that run's rows)
 Re-run  the same run, limit and seed give the same scores.
@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 from jobs.proxy import evaluate, trainer
 from jobs.proxy.trainer import heldout_domains
 from jobs.runtime import tables
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.tracking import client_and_experiment, tracking_uri
 from jobs.silver.detect_contamination import default_eval_paths
 from schemas import gold
@@ -27,16 +27,21 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 @dataclass(frozen=True, kw_only=True)
 class Config(JobConfig):
-    run: str
-    evals: str | None = None            # folder of evaluation JSONL files
-    tasks: tuple[str, ...] = ()         # default: every task present
-    limit: int | None = 200             # items per task (a seeded sample; None: all)
-    heldout: tuple[str, ...] = ()
-    device: str = "auto"
-    seed: int = 0
+    run: str = option(help="MLflow run id of a train-proxy run", metavar="RUN_ID")
+    evals: str | None = option(None, "folder of evaluation JSONL files (default: $LAKESIFT_EVALS)")
+    tasks: tuple[str, ...] = option((), "task to run (default: every task present)", flag="--task", repeat=True,
+                                    choices=tuple(evaluate.TASKS))
+    limit: int | None = option(200, "items per task, a seeded sample (0: all)")
+    heldout: tuple[str, ...] = option((), "held-out evaluation domains (default: those the model was trained "
+                                          "with)", metavar="[NAME=]FILE")
+    device: str = option("auto", "auto: CUDA when present (bf16), else CPU; cuda fails without a GPU",
+                         choices=("auto", "cuda", "cpu"))
+    seed: int = option(0, "seed of the evaluation sample")
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.limit == 0:
+            object.__setattr__(self, "limit", None)
         if not _RUN_ID.match(self.run):
             raise ValueError(f"not an MLflow run id: {self.run!r}")
         unknown = set(self.tasks) - set(evaluate.TASKS)
@@ -110,3 +115,20 @@ def run(spark: SparkSession, cfg: Config) -> dict:
             "core_like": core, "tasks": results,
             "malformed_lines": sum(malformed.values()), "proxy_evals_version": version,
             "skipped_too_long": sum(r.get("skipped", 0) for r in results.values())}
+
+
+def report(s: dict) -> Report:
+    from jobs.console import render_table
+
+    rows = [(task, r["items"], r.get("acc"), r.get("acc_norm"), r.get("centered")) for task, r in sorted(s["tasks"].items())]
+    detail = render_table(("task", "items", "accuracy", "length-normalised", "centered"), rows) if rows else ""
+    return Report(None, None,
+                  f"{s['recipe']}: held-out {s['heldout_bpb']:.4f} bits per byte"
+                  + (f", CORE-like {s['core_like']:.4f}" if s["core_like"] is not None else ", no evaluation sets found")
+                  + (f"; {s['malformed_lines']} malformed evaluation lines skipped" if s["malformed_lines"] else "")
+                  + (f"; {s['skipped_too_long']} items whose answer exceeds the model's context left out"
+                     if s["skipped_too_long"] else "") + f"; gold.proxy_evals v{s['proxy_evals_version']}", detail)
+
+
+STAGE = Stage("eval-proxy", "evaluate a proxy model: held-out bits per byte and in-context tasks", Config,
+              lambda spark, cfg, progress: run(spark, cfg), reads=(), writes=(gold.PROXY_EVALS.fullname,), report=report)

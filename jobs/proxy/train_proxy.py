@@ -1,7 +1,8 @@
 """Proxy: train a small language model on one recipe's corpus at a pinned Delta version.
 
-Reads   gold.corpus (the recipe's rows at --version, the latest by default; Delta time travel) and held-out
-        reference text (default: WikiText-2 test from ../shared/data/text, never a training source)
+Reads   the export of gold.corpus (the recipe's rows at --version, the latest by default) as `export` writes
+        it under <home>/exports/<recipe>/v<version>, exporting first when it is missing; and held-out
+        reference text (--heldout, else $LAKESIFT_HELDOUT; never a training source)
 Writes  an MLflow run: params (recipe, fingerprint, table version, tokens, parameters, seed, scale, model
         shape), the Delta table version as a logged input, training loss and learning rate per step,
         held-out bits per byte against tokens seen, the model (safetensors + config), a loss-curve PNG
@@ -14,16 +15,14 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from jobs.proxy import trainer
 from jobs.proxy.trainer import SUBSET_SEED_OFFSET, heldout_domains
 from jobs.runtime import tables
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.tracking import JobRun, job_run
 from schemas import gold
 from schemas.contract import validate_identifier
@@ -31,27 +30,27 @@ from udfs import lm
 
 
 
-def default_heldout(home: str) -> tuple[str, ...]:
-    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
-        wiki = root.parent / "shared" / "data" / "text" / "wikitext-2_test.txt"
-        if wiki.is_file():
-            return (str(wiki),)
-    demo = Path(home) / "samples" / "reference-text.txt"
-    return (str(demo),) if demo.is_file() else ()
+def default_heldout() -> tuple[str, ...]:
+    """$LAKESIFT_HELDOUT: held-out text files ([NAME=]FILE), separated like PATH."""
+    return tuple(p for p in os.environ.get("LAKESIFT_HELDOUT", "").split(os.pathsep) if p)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Config(JobConfig):
-    recipe: str
-    version: int | None = None          # gold.corpus version; default the latest
-    scale: str = "tiny"
-    seed: int = 0
-    tokens: int | None = None           # budget; default the scale's multiplier x parameters
-    max_epochs: float = 8.0             # more repetitions of the corpus than this is an error
-    device: str = "auto"
-    heldout: tuple[str, ...] = ()       # NAME=PATH or PATH per evaluation domain; default: default_heldout()
-    excluded: tuple[str, ...] = ()      # domains reported but left out of the mean (e.g. the classifier's own target)
-    subset_tokens: int | None = None    # train on a uniform random subset of the recipe's corpus of this size
+    recipe: str = option(help="the recipe whose corpus trains the model")
+    version: int | None = option(None, "gold.corpus version (default: the latest)")
+    scale: str = option("tiny", "model size and token budget preset (tiny: CPU minutes; others: GPU)",
+                        choices=tuple(trainer.SCALES))
+    seed: int = option(0, "seed of initialisation and data order")
+    tokens: int | None = option(None, "token budget (default: the scale's multiplier x parameters)")
+    max_epochs: float = option(trainer.MAX_EPOCHS, "most repetitions of the corpus allowed")
+    device: str = option("auto", "auto: CUDA when present (bf16), else CPU; cuda fails without a GPU",
+                         choices=("auto", "cuda", "cpu"))
+    heldout: tuple[str, ...] = option((), "held-out evaluation domains, each measured and reported on its own "
+                                     "(default: $LAKESIFT_HELDOUT)", metavar="[NAME=]FILE")
+    excluded: tuple[str, ...] = option((), "held-out domains reported but left out of the deciding mean",
+                                       flag="--exclude", metavar="DOMAIN")
+    subset_tokens: int | None = option(None, "train on a uniform random subset of the corpus of this many tokens")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -67,26 +66,84 @@ class Config(JobConfig):
         return trainer.spec_for(self.scale, seed=self.seed, device=self.device, tokens=self.tokens)
 
     def heldout_paths(self) -> tuple[str, ...]:
-        paths = self.heldout or default_heldout(self.home)
+        paths = self.heldout or default_heldout()
         if not paths:
-            raise ValueError("no held-out reference text: pass --heldout FILE (../shared/data is not here and "
-                             "the lakehouse has no samples/reference-text.txt)")
+            raise ValueError("no held-out reference text: pass --heldout [NAME=]FILE, or set LAKESIFT_HELDOUT")
         return paths
 
 
-def corpus_stream(spark: SparkSession, cfg: Config, version: int, budget: int) -> tuple[np.ndarray, dict]:
-    """The recipe's documents in a seeded random order as one token stream, and counts. Only as much is read
-    as training can use: the first `budget` tokens of that order (with subset_tokens, the first
-    subset_tokens: a uniform random subset of that size, repeated as the budget needs). Errors when the
+def export_folder(spark: SparkSession, cfg: Config, version: int, say) -> str:
+    """The export of the recipe's corpus at `version` (<home>/exports/<recipe>/v<version>, as `export` writes
+    it), exported now when missing: arms and seeds share it, and training reads the shards, not Spark."""
+    from jobs.gold import export_shards
+
+    folder = f"{cfg.home}/exports/{cfg.recipe}/v{version}"
+    if not os.path.isfile(os.path.join(folder, "manifest.json")):
+        say(f"exporting {cfg.recipe} (gold.corpus v{version}) to {folder}")
+        export_shards.run(spark, export_shards.Config(**cfg.location(), recipe=cfg.recipe, version=version))
+    return folder
+
+
+def read_manifest(folder: str, recipe: str | None = None) -> dict:
+    """An export's manifest.json, checked: our format, the recipe expected, every shard present."""
+    path = os.path.join(folder, "manifest.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"{folder} holds no manifest.json: run `lakesift export --recipe RECIPE` first")
+    with open(path, encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    if not isinstance(manifest, dict) or manifest.get("format") not in ("jsonl.gz", "parquet") or \
+            not isinstance(manifest.get("shards"), list):
+        raise ValueError(f"{path} is not a lakesift export manifest")
+    if recipe is not None and manifest.get("recipe") != recipe:
+        raise ValueError(f"{path} exports recipe {manifest.get('recipe')!r}, not {recipe!r}")
+    for shard in manifest["shards"]:
+        if not shard.get("documents"):
+            continue                              # an empty shard has no file
+        name = str(shard.get("file", ""))
+        if os.path.basename(name) != name or not os.path.isfile(os.path.join(folder, name)):
+            raise ValueError(f"{path}: shard {name!r} is missing or not a plain file name")
+    return manifest
+
+
+def _shard_table(folder: str, manifest: dict, shard: dict, columns: list[str]):
+    """One shard's columns as an Arrow table (gzip is decompressed by pyarrow's reader, one block at a time)."""
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    path = os.path.join(folder, shard["file"])
+    if manifest["format"] == "parquet":
+        return pq.read_table(path, columns=columns)
+    return pj.read_json(path).select(columns)
+
+
+def corpus_stream(cfg: Config, folder: str, manifest: dict, budget: int) -> tuple[np.ndarray, dict]:
+    """The export's documents in a seeded random order as one token stream, and counts. Only as much text
+    is kept as training can use: the first `budget` tokens of that order (with subset_tokens, the first
+    subset_tokens: a uniform random subset of that size, repeated as the budget needs). The order is a
+    stable hash of (doc_id, seed), so it does not depend on how the export was sharded. Errors when the
     corpus is empty or would have to be repeated more than max_epochs times for the budget."""
-    corpus = tables.read_table(spark, cfg, gold.CORPUS, version).where(F.col("recipe") == cfg.recipe)
-    stats = corpus.agg(F.count(F.lit(1)).alias("docs"), F.sum(F.octet_length("text")).alias("bytes"),
-                       F.first("recipe_fingerprint").alias("fp")).first()
-    docs, size = int(stats.docs), int(stats.bytes or 0)
+    import pyarrow.compute as pc
+
+    from udfs.hashing import fmix64, word_hashes
+
+    # a random subset is drawn in its own seeded order: not the prefix the whole corpus trains on first
+    key = cfg.seed if cfg.subset_tokens is None else cfg.seed + SUBSET_SEED_OFFSET
+    keys, sizes, where = [], [], []
+    for i, shard in enumerate(manifest["shards"]):
+        if not shard.get("documents"):
+            continue
+        t = _shard_table(folder, manifest, shard, ["doc_id", "text"])
+        with np.errstate(over="ignore"):
+            keys.append(fmix64(word_hashes(t.column("doc_id").combine_chunks()) ^ np.uint64(key)))
+        sizes.append(pc.fill_null(pc.binary_length(t.column("text")), 0).to_numpy().astype(np.int64) + 1)
+        where.append(np.stack([np.full(t.num_rows, i), np.arange(t.num_rows)], axis=1))
+    docs = int(sum(len(k) for k in keys))
     if docs == 0:
-        raise ValueError(f"gold.corpus version {version} has no documents for recipe {cfg.recipe}: "
-                         f"run `lakesift select --recipe {cfg.recipe}` (or pick another --version)")
-    available = size + docs                       # one end-of-text token per document
+        raise ValueError(f"the export {folder} of recipe {cfg.recipe} holds no documents: its recipe kept none "
+                         f"(see `lakesift select --recipe {cfg.recipe}`)")
+    order = np.argsort(np.concatenate(keys), kind="stable")
+    sizes_all, where_all = np.concatenate(sizes)[order], np.concatenate(where)[order]
+    available = int(sizes_all.sum())               # bytes plus one end-of-text token per document
     if cfg.subset_tokens is not None:
         if cfg.subset_tokens > available:
             raise ValueError(f"a random subset of {cfg.subset_tokens:,} tokens is larger than recipe {cfg.recipe}'s "
@@ -98,22 +155,19 @@ def corpus_stream(spark: SparkSession, cfg: Config, version: int, budget: int) -
                          f"tokens would repeat them {epochs:.1f} times (max_epochs {cfg.max_epochs}): "
                          "lower --tokens or --scale, raise --max-epochs, or use a recipe that keeps more")
     wanted = min(available, budget + budget // 100 + 1)      # + a little: sequences are cut at context + 1
-    parts, taken, used_docs = [], 0, 0
-    # a random subset is drawn in its own seeded order: not the prefix the whole corpus trains on first
-    key = cfg.seed if cfg.subset_tokens is None else cfg.seed + SUBSET_SEED_OFFSET
-    ordered = corpus.orderBy(F.xxhash64("doc_id", F.lit(key))).select("text")
-    for row in ordered.toLocalIterator():
-        encoded = lm.encode_documents([row.text])
-        if cfg.subset_tokens is not None and taken + len(encoded) > cfg.subset_tokens:
-            encoded = encoded[: cfg.subset_tokens - taken]
-        parts.append(encoded)
-        taken += len(encoded)
-        used_docs += 1
-        if taken >= wanted:
-            break
-    stream = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint16)
-    return stream, {"documents": docs, "documents_read": used_docs, "corpus_tokens": available,
-                    "tokens_read": int(len(stream)), "epochs": round(epochs, 3), "fingerprint": stats.fp}
+    used = int(np.searchsorted(np.cumsum(sizes_all), wanted) + 1)
+    chosen = where_all[:used]
+    texts: dict[tuple[int, int], str] = {}
+    for i in np.unique(chosen[:, 0]):
+        rows = chosen[chosen[:, 0] == i, 1]
+        column = _shard_table(folder, manifest, manifest["shards"][int(i)], ["text"]).column("text").take(rows)
+        texts.update(zip(((int(i), int(r)) for r in rows), column.to_pylist()))
+    stream = lm.encode_documents([texts[(int(i), int(r))] for i, r in chosen])
+    if cfg.subset_tokens is not None:
+        stream = stream[: cfg.subset_tokens]
+    return stream, {"documents": docs, "documents_read": used, "corpus_tokens": available,
+                    "tokens_read": int(len(stream)), "epochs": round(epochs, 3),
+                    "fingerprint": manifest.get("recipe_fingerprint", "")}
 
 
 def log_delta_input(tracked: JobRun, cfg: JobConfig, version: int, fingerprint: str) -> None:
@@ -178,7 +232,9 @@ def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
     version = cfg.version if cfg.version is not None else tables.table_version(spark, cfg, gold.CORPUS)
     with job_run(cfg, "train_proxy", recipe=cfg.recipe, scale=cfg.scale) as tracked:
         tracked.table_read(gold.CORPUS.fullname, version)
-        stream, counts = corpus_stream(spark, cfg, version, spec.tokens)
+        folder = export_folder(spark, cfg, version, say)
+        stream, counts = corpus_stream(cfg, folder, read_manifest(folder, cfg.recipe), spec.tokens)
+        tracked.params(export_folder=folder)
         device = lm.device_for(spec.device)
         say(f"{counts['documents']:,} documents, {counts['corpus_tokens']:,} tokens of {cfg.recipe} (gold.corpus v{version}) "
             f"read in {time.perf_counter() - started:.0f}s; training {spec.model.parameters():,} parameters for "
@@ -231,3 +287,15 @@ def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
                 "final_heldout_bpb_by_domain": by_domain, "tokens_per_second": history.tokens_per_second,
                 "device": device, "epochs": history.epochs, "corpus_epochs": counts["epochs"],
                 "corpus_tokens": counts["corpus_tokens"], "subset_tokens": cfg.subset_tokens}
+
+
+def report(s: dict) -> Report:
+    return Report(None, None,
+                  f"run {s['run_id']}: {s['parameters']:,}-parameter model, {s['tokens']:,} tokens of {s['recipe']} "
+                  f"(gold.corpus v{s['corpus_version']}, {s['epochs']:.2f} epochs) on {s['device']} at "
+                  f"{s['tokens_per_second']:,.0f} tokens/s; held-out {s['final_heldout_bpb']:.4f} bits per byte\n"
+                  f"evaluate it: lakesift eval-proxy --run {s['run_id']}")
+
+
+STAGE = Stage("train-proxy", "train a proxy language model on a recipe's corpus (MLflow run)", Config, run,
+              reads=(gold.CORPUS.fullname, "exports"), writes=("exports",), report=report)

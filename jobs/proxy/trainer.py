@@ -22,6 +22,8 @@ from udfs import lm
 
 # Scale presets: model shape, tokens per step, and the token budget as a multiple of the parameters.
 # tiny is sized for a 2-core CPU (minutes per run); the others are meant for a GPU.
+MAX_EPOCHS = 8.0           # most repetitions of a corpus a proxy run may make (Muennighoff et al. 2023, "Scaling
+                           # Data-Constrained Language Models": ~4 epochs cost little; past ~16 repeats add ~nothing)
 SCALES = {
     "tiny": dict(model=lm.ModelConfig(d_model=96, n_layers=3, n_heads=4, context=128), batch=16, multiplier=4, lr=3e-3),
     "small": dict(model=lm.ModelConfig(d_model=256, n_layers=6, n_heads=8, context=512), batch=32, multiplier=20, lr=1.5e-3),

@@ -8,6 +8,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from schemas.contract import validate_identifier
 
@@ -54,5 +55,48 @@ class JobConfig:
             out[f.name] = "" if value is None else str(value)[:6000]
         return out
 
+    def location(self) -> dict:
+        """The lakehouse fields, to build another job's Config on the same lakehouse."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(JobConfig)}
+
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+def option(default=dataclasses.MISSING, help: str = "", *, flag: str | None = None, choices=None,
+           metavar: str | None = None, repeat: bool = False, cli: bool = True):
+    """A Config field with what the command line needs to offer it: its help, and optionally the flag
+    (default --field-name), the allowed values, and for tuples whether the flag repeats (--crawl A --crawl B)
+    or takes several values (--input A B). The default lives here and nowhere else."""
+    meta = {"help": help, "flag": flag, "choices": choices, "metavar": metavar, "repeat": repeat, "cli": cli}
+    if default is dataclasses.MISSING:
+        return field(metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a stage's summary says to a person: counts for the pipeline table and a line of notes; `detail`
+    is what the stage's own command prints above that line (a per-file or per-task table)."""
+    rows_in: int | None
+    rows_out: int | None
+    note: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage, declared once, in its job module: the command line, `lakesift run`, the demo and the
+    Databricks bundle are generated from or checked against these declarations (jobs/stages.py)."""
+    name: str                                     # the command, e.g. "extract"
+    help: str                                     # one line for --help
+    config: type                                  # the job's Config (a JobConfig subclass of option() fields)
+    run: Callable                                 # run(spark, cfg, progress) -> summary dict
+    reads: tuple[str, ...]                        # tables (layer.table) it reads, and "models" / "exports"
+    writes: tuple[str, ...]                       # the same for what it writes
+    report: Callable                              # report(summary) -> Report
+
+    def options(self) -> list[dataclasses.Field]:
+        """The Config's own fields offered on the command line (the lakehouse fields are common to all)."""
+        base = {f.name for f in dataclasses.fields(JobConfig)}
+        return [f for f in dataclasses.fields(self.config) if f.name not in base and f.metadata.get("cli", True)]

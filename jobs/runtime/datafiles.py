@@ -36,7 +36,7 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from schemas.contract import TableContract
+from schemas.contract import TableContract, in_list
 
 STRING_PREFIX = 32            # characters of a string statistic, as Delta's own writer keeps
 DEFAULT_STATS_COLUMNS = 32    # Delta's delta.dataSkippingNumIndexedCols default
@@ -257,7 +257,6 @@ def commit(spark, spec: WriteSpec, adds: list[str], column: str, values: list[st
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from jobs.runtime.tables import in_list
 
     jvm = spark._jvm
     condition = "true" if values is None else in_list(column, values)

@@ -120,13 +120,6 @@ def get_spark(cfg: JobConfig | None = None, app_name: str = "lakesift"):
     return spark
 
 
-def one_task_each(spark, rows: list[tuple], schema: str):
-    """A DataFrame of `rows` (each names a file to read) with one partition per row, up to 4096, so the
-    files spread over all cores; partitioned on the first column."""
-    df = spark.createDataFrame(rows, schema)
-    return df.repartitionByRange(max(1, min(len(rows), 4096)), df.columns[0])
-
-
 def spark_sql_command(cfg: JobConfig, extra: list[str]) -> tuple[list[str], dict]:
     """(argv, environment) of pyspark's spark-sql shell over a local lakehouse: Delta configured, and an
     init file registering every table and view (the shell keeps its own Derby metastore under

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 from jobs.runtime.config import JobConfig
-from schemas.contract import TableContract, validate_identifier
+from schemas import contract
+from schemas.contract import TableContract, in_list, validate_identifier
+
+sql_literal = contract.sql_literal          # the SQL quoting helpers live with the contracts; jobs reach them here
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -248,6 +251,13 @@ def python_files(spark, cfg: JobConfig, contract: TableContract) -> bool:
     return not features & {"deletionVectors", "columnMapping"} and mapping == "none"
 
 
+def one_task_each(spark, rows: list[tuple], schema: str):
+    """A DataFrame of `rows` (each names a file to read) with one partition per row, up to 4096, so the
+    files spread over all cores; partitioned on the first column."""
+    df = spark.createDataFrame(rows, schema)
+    return df.repartitionByRange(max(1, min(len(rows), 4096)), df.columns[0])
+
+
 def file_counts(df, **counts) -> list:
     """The data files holding the rows of `df` (a read of a table), one Row each: `path` (a URI), `crawl`,
     and the aggregates `counts` (name=Column) over its rows. Reads small columns only, never the pages."""
@@ -264,7 +274,6 @@ def write_from_files(spark, cfg: JobConfig, contract: TableContract, files: list
     replace the table's rows of `crawls` (every row when None) in one commit. Returns the version written
     and the tasks' counts summed."""
     from jobs.runtime.datafiles import collect_written
-    from jobs.runtime.spark import one_task_each
 
     todo = one_task_each(spark, [(local_path(f.path), f.crawl) for f in files], "path string, crawl string")
     spec = write_spec(spark, cfg, contract)
@@ -369,19 +378,6 @@ def spark_of(df):
     return df.sparkSession
 
 
-def sql_literal(value: str) -> str:
-    """A SQL string literal (for values, never identifiers)."""
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def crawl_scope(crawls, rest: str = "true") -> str:
     """replaceWhere condition: `rest` within the crawls given, or everywhere when none are given."""
     return f"{in_list('crawl', crawls)} AND {rest}" if crawls else rest
-
-
-def in_list(column: str, values) -> str:
-    validate_identifier(column, "column name")
-    vals = sorted(set(values))
-    if not vals:
-        return "false"
-    return f"`{column}` IN (" + ", ".join(sql_literal(v) for v in vals) + ")"

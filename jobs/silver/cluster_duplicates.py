@@ -13,7 +13,7 @@ Edges, within a crawl (scope crawl) or across all crawls (scope global):
           (100,000 identical pages are one LSH node). Buckets of up to max_bucket_pairs members give all
           their pairs, larger ones a star; with verify on, a pair is kept only when its signatures'
           Jaccard estimate reaches the threshold.
-Clusters are the connected components (jobs/runtime/graph.py). The representative is the member fetched
+Clusters are the connected components (jobs/silver/graph.py). The representative is the member fetched
 first (smallest warc_date, then smallest doc_id): a pure function of the members, so incremental and full
 runs agree, and it stays put when later crawls join an existing cluster.
 """
@@ -25,9 +25,11 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs.runtime import tables
-from jobs.runtime.graph import connected_components
+from jobs.runtime.config import Report, Stage, option
 from jobs.runtime.tracking import job_run
+from jobs.silver import compute_minhash
 from jobs.silver.compute_minhash import SignatureConfig
+from jobs.silver.graph import connected_components
 from schemas import silver
 
 SCOPES = ("crawl", "global")
@@ -37,14 +39,15 @@ NEVER = "timestamp'9999-12-31 00:00:00'"
 
 @dataclass(frozen=True, kw_only=True)
 class Config(SignatureConfig):
-    crawls: tuple[str, ...] = ()
-    scope: str = "crawl"
-    # exact: the candidate pair's exact shingle-set Jaccard (the two texts are shingled again) must reach
-    # the threshold; estimate: the signatures' agreement must; none: every band collision is an edge.
+    crawls: tuple[str, ...] = option((), "crawl to deduplicate (default: all)", flag="--crawl", repeat=True)
+    scope: str = option("crawl", "crawl: clusters within each crawl; global: across every crawl signed so far, "
+                                 "reusing stored signatures (incremental)", choices=SCOPES)
     # With 112 permutations the estimate's standard deviation at J = 0.8 is 0.04, so `estimate` cannot
     # tell 0.78 from 0.82 (bench/dedup_accuracy.py: precision 0.91 against 1.0 for `exact`).
-    verify: str = "exact"
-    max_bucket_pairs: int = 64          # buckets larger than this give a star, not all pairs
+    verify: str = option("exact", "keep an LSH candidate pair when its exact shingle Jaccard, or its signature "
+                                  "estimate, reaches --threshold; none keeps every candidate", choices=VERIFY)
+    max_bucket_pairs: int = option(64, "LSH buckets larger than this give a star, not all pairs")
+    recompute: bool = option(False, "compute signatures again even where they exist")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -177,3 +180,27 @@ def run(spark: SparkSession, cfg: Config) -> dict:
                   "rows_dropped_by_dedup": stats.documents - stats.representatives, **info}
         tracked.metrics(**counts)
         return {"run_id": tracked.run_id, "version": params.tag, "scope": cfg.scope, "crawls": crawls, **counts}
+
+
+def run_stage(spark: SparkSession, cfg: Config, progress) -> dict:
+    """The dedup stage: signatures where missing (compute_minhash), then clusters."""
+    shared = {f: getattr(cfg, f) for f in ("ngram", "bands", "rows", "threshold", "auto_bands", "seed", "crawls",
+                                           "recompute")}
+    progress(f"signatures ({cfg.minhash().tag}) …")
+    sig = compute_minhash.run(spark, compute_minhash.Config(**cfg.location(), **shared))
+    progress(f"clusters (scope {cfg.scope}) …")
+    dup = run(spark, cfg)
+    return {**dup, "signatures_run_id": sig["run_id"], "rows_out_signatures": sig["rows_out_signatures"],
+            "crawls_signed": sig["crawls_signed"]}
+
+
+def report(s: dict) -> Report:
+    return Report(s["rows_in_signatures"], s["rows_out_representatives"],
+                  f"{s['rows_out_signatures']} new signatures ({s['version']}); {s['clusters']} clusters of duplicates "
+                  f"(largest {s['largest_cluster']}), {s['rows_dropped_by_dedup']} duplicates to drop, "
+                  f"{s['cc_rounds']} component rounds")
+
+
+STAGE = Stage("dedup", "silver.documents -> silver.signals_minhash and silver.duplicates (exact, URL, MinHash-LSH)",
+              Config, run_stage, reads=(silver.DOCUMENTS.fullname,),
+              writes=(silver.SIGNALS_MINHASH.fullname, silver.DUPLICATES.fullname), report=report)

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from jobs.runtime import tables
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import JobConfig, option
 from jobs.runtime.datafiles import WriteSpec, written_schema
 from jobs.runtime.spark import ARROW_BATCH_ROWS
 from jobs.runtime.tracking import job_run
@@ -26,8 +26,8 @@ INPUT_COLUMNS = ("doc_id", "crawl", "text", "url")
 
 @dataclass(frozen=True, kw_only=True)
 class Config(JobConfig):
-    crawls: tuple[str, ...] = ()
-    max_chars: int = 1_000_000      # longer texts are scored on their first max_chars characters
+    crawls: tuple[str, ...] = option((), "crawl to score (default: all)", flag="--crawl", repeat=True)
+    max_chars: int = option(1_000_000, "longer texts are scored on their first this-many characters")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -13,7 +13,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.runtime import tables
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import JobConfig, option
 from jobs.runtime.tracking import job_run
 from schemas import silver
 from udfs.minhash import MinHashParams, optimal_bands_rows
@@ -22,12 +22,14 @@ from udfs.minhash import MinHashParams, optimal_bands_rows
 @dataclass(frozen=True, kw_only=True)
 class SignatureConfig(JobConfig):
     """The MinHash parameters both dedup jobs share."""
-    ngram: int = 5
-    bands: int = 14                 # FineWeb's 14 x 8: a J=0.8 pair collides with probability 0.924
-    rows: int = 8
-    threshold: float = 0.8          # Jaccard similarity that makes two documents near duplicates
-    auto_bands: bool = False        # choose bands x rows for `threshold` within bands * rows permutations
-    seed: int = 1
+    # The defaults are udfs.minhash.MinHashParams' (FineWeb's 5-grams, 14 bands x 8 rows: a J=0.8 pair
+    # collides with probability 0.924).
+    ngram: int = option(MinHashParams.ngram, "words per shingle")
+    bands: int = option(MinHashParams.bands, "LSH bands")
+    rows: int = option(MinHashParams.rows, "rows per band (num_perm = bands x rows)")
+    threshold: float = option(0.8, "Jaccard similarity of near duplicates")
+    auto_bands: bool = option(False, "choose bands x rows for --threshold within bands*rows permutations")
+    seed: int = option(MinHashParams.seed, "permutation seed")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -43,8 +45,8 @@ class SignatureConfig(JobConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class Config(SignatureConfig):
-    crawls: tuple[str, ...] = ()
-    recompute: bool = False
+    crawls: tuple[str, ...] = option((), "crawl to sign (default: all)", flag="--crawl", repeat=True)
+    recompute: bool = option(False, "compute signatures again even where they exist")
 
 
 def transform(documents: DataFrame, cfg: Config) -> DataFrame:

@@ -1,7 +1,7 @@
 """Silver: n-gram overlap of every document with evaluation sets (signal family decon_<n>g_<fingerprint>).
 
 Reads   silver.documents (the crawls asked for; every crawl by default) and evaluation files (JSONL): the
-        paths given, else $LAKESIFT_EVALS, else ../shared/data/evals beside the project when present
+        paths given, else those in $LAKESIFT_EVALS
 Writes  silver.signals_contamination (replaces the rows of those crawls for this index version)
 Re-run  idempotent per crawl; the version changes when the evaluation files or n change.
 """
@@ -9,33 +9,27 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.runtime import tables
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.tracking import job_run
 from schemas import silver
 from udfs.decontam import EvalIndex, build_index
 
 
 def default_eval_paths() -> tuple[str, ...]:
-    if os.environ.get("LAKESIFT_EVALS"):
-        return tuple(os.environ["LAKESIFT_EVALS"].split(os.pathsep))
-    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
-        candidate = root.parent / "shared" / "data" / "evals"
-        if candidate.is_dir():
-            return (str(candidate),)
-    return ()
+    """$LAKESIFT_EVALS: evaluation files or folders, separated like PATH."""
+    return tuple(p for p in os.environ.get("LAKESIFT_EVALS", "").split(os.pathsep) if p)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Config(JobConfig):
-    crawls: tuple[str, ...] = ()
-    evals: tuple[str, ...] = ()          # default: default_eval_paths()
-    ngram: int = 13
+    crawls: tuple[str, ...] = option((), "crawl to check (default: all)", flag="--crawl", repeat=True)
+    evals: tuple[str, ...] = option((), "JSONL evaluation files or folders (default: $LAKESIFT_EVALS)", metavar="PATH")
+    ngram: int = option(13, "words per n-gram")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -75,3 +69,15 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         tracked.metrics(**counts)
         return {"run_id": tracked.run_id, "version": index.version, "crawls": crawls, "eval_sets": index.names,
                 "malformed_eval_lines": sum(index.skipped.values()), **counts}
+
+
+def report(s: dict) -> Report:
+    return Report(s["rows_out_signals"], s["rows_out_signals"],
+                  f"{s['rows_contaminated']} of {s['rows_out_signals']} documents share an n-gram with "
+                  f"{', '.join(s['eval_sets'])} ({s['version']})"
+                  + (f"; {s['malformed_eval_lines']} malformed evaluation lines skipped" if s["malformed_eval_lines"] else ""))
+
+
+STAGE = Stage("decontaminate", "n-gram overlap of documents with evaluation sets -> silver.signals_contamination",
+              Config, lambda spark, cfg, progress: run(spark, cfg), reads=(silver.DOCUMENTS.fullname,),
+              writes=(silver.SIGNALS_CONTAMINATION.fullname,), report=report)

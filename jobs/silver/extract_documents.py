@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from jobs.runtime import tables
-from jobs.runtime.config import JobConfig
+from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.datafiles import WriteSpec, written_schema
 from jobs.runtime.spark import ARROW_BATCH_ROWS
 from jobs.runtime.tracking import job_run
@@ -31,9 +31,10 @@ RECORD_COLUMNS = ("record_id", "crawl", "target_uri", "warc_date", "declared_cha
 
 @dataclass(frozen=True, kw_only=True)
 class Config(JobConfig):
-    crawls: tuple[str, ...] = ()            # empty: every crawl in bronze.warc_records
-    extractor: str = "resiliparse"
-    langid_max_chars: int = LANGID_MAX_CHARS    # language ID reads at most the first this-many characters
+    crawls: tuple[str, ...] = option((), "crawl to process (default: every crawl in bronze.warc_records)",
+                                     flag="--crawl", repeat=True)
+    extractor: str = option("resiliparse", "main-content extractor", choices=tuple(EXTRACTORS))
+    langid_max_chars: int = option(LANGID_MAX_CHARS, "language ID reads at most the first this-many characters")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -147,3 +148,26 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         }
         tracked.metrics(**counts)
         return {"run_id": tracked.run_id, "crawls": crawls, **counts}
+
+
+def run_stage(spark: SparkSession, cfg: Config, progress) -> dict:
+    """The extract stage: documents, then their heuristic signals."""
+    from jobs.silver import compute_heuristics
+
+    progress("documents …")
+    docs = run(spark, cfg)
+    progress("heuristic signals …")
+    sig = compute_heuristics.run(spark, compute_heuristics.Config(**cfg.location(), crawls=tuple(docs["crawls"])))
+    return {**docs, "heuristics_run_id": sig["run_id"], "rows_out_signals": sig["rows_out_signals"]}
+
+
+def report(s: dict) -> Report:
+    return Report(s["rows_in_html"], s["rows_out_documents"],
+                  f"{s['rows_out_documents']} documents ({s['rows_out_with_text']} with text, {s['rows_out_extract_errors']} "
+                  f"extract errors, {s['rows_skipped_non_html']} non-HTML skipped) in crawls "
+                  f"{', '.join(s['crawls']) or '-'}; {s['rows_out_signals']} heuristic signal rows")
+
+
+STAGE = Stage("extract", "bronze.warc_records -> silver.documents and silver.signals_heuristic", Config, run_stage,
+              reads=(bronze.WARC_RECORDS.fullname,),
+              writes=(silver.DOCUMENTS.fullname, silver.SIGNALS_HEURISTIC.fullname), report=report)

@@ -1,4 +1,5 @@
-"""Printing results for people (aligned tables) and for programs (CSV, JSON lines)."""
+"""Console rendering for people (aligned tables) and for programs (CSV, JSON lines): the CLI's, and the
+reports stages hand it."""
 from __future__ import annotations
 
 import base64
@@ -78,3 +79,11 @@ def json_lines(columns: Sequence[str], rows: Iterable[Sequence], out: TextIO | N
     out = out or sys.stdout
     for row in rows:
         out.write(json.dumps({c: plain(v) for c, v in zip(columns, row)}, ensure_ascii=False) + "\n")
+
+
+def render_table(columns: Sequence[str], rows: Iterable[Sequence], width: int = 60) -> str:
+    import io
+
+    out = io.StringIO()
+    table(columns, rows, out, width)
+    return out.getvalue()

@@ -142,6 +142,7 @@ class SampleCrawlSpec:
     })
     non_html: int = 12
     corrupt_records: int = 1
+    quoted_evals: int = 0              # English articles that quote an item of sample_eval_items (contamination)
 
     def __post_init__(self) -> None:
         if self.pages < 10:
@@ -267,6 +268,7 @@ def write_sample_crawl(path: str | Path, spec: SampleCrawlSpec = SampleCrawlSpec
     corrupt_at = {rng.randrange(spec.pages) for _ in range(spec.corrupt_records)}
     counts: dict[str, int] = {}
     articles: list[tuple[str, str, list[str]]] = []      # (html, title, paras) to copy from
+    eval_items, quoted = sample_eval_items(spec.seed), 0
     members: list[bytes] = []
 
     info = (f"software: lakesift sample_crawl\r\nformat: WARC File Format 1.1\r\nisPartOf: {spec.crawl}\r\n"
@@ -294,6 +296,10 @@ def write_sample_crawl(path: str | Path, spec: SampleCrawlSpec = SampleCrawlSpec
         if kind.startswith("article_"):
             lang = kind.split("_")[1]
             title, paras = gen.article(lang)
+            if lang == "en" and quoted < spec.quoted_evals:
+                item = eval_items[quoted % len(eval_items)]
+                paras = paras + [f"A reader quiz we liked: {item['query']} {item['choices'][item['gold']]}"]
+                quoted += 1
             html = gen.page(title, paras, lang, chrome=rng.randint(1, 2))
             if lang == "en":
                 articles.append((html, title, paras))
@@ -378,3 +384,41 @@ def _near_duplicate(rng: random.Random, paras: list[str]) -> list[str]:
         paras[-1] += " Update: several readers sent us photos of their results, which we will share soon."
         return paras
     return paras[:-1] if len(paras) > 3 else paras
+
+
+EVAL_QUESTIONS = (
+    "Question: When the notes say it is best to {verb} {thing} early in the morning, which reason do experienced "
+    "readers give for doing so?",
+    "Question: According to the season notes, what happens when people {verb} {thing} far too often and without "
+    "any plan at all?",
+    "Question: Which of these would a careful reader most likely {verb} first when starting out with {thing} "
+    "on a small budget?",
+)
+
+
+def sample_eval_items(seed: int, n: int = 40) -> list[dict]:
+    """Multiple-choice items about the sample crawl's topics, in the evaluation sets' JSONL shape
+    (query, choices, gold): the demo's evaluation set. Drawn from their own generator, so quoting them in
+    a crawl does not change the crawl's other pages."""
+    rng = random.Random(seed * 7919 + 13)
+    items = []
+    for _ in range(n):
+        topic = rng.choice(sorted(TOPICS))
+        things, verbs = TOPICS[topic]
+        thing, other = rng.sample(things, 2)
+        question = rng.choice(EVAL_QUESTIONS).format(verb=rng.choice(verbs), thing=thing)
+        choices = [f"{thing} needs less work.", f"{other} needs more care."]     # two choices, as copa has
+        rng.shuffle(choices)
+        items.append({"query": question, "choices": choices, "gold": choices.index(f"{thing} needs less work.")})
+    return items
+
+
+def write_sample_evals(folder: str | Path, seed: int) -> Path:
+    """The demo's evaluation set as <folder>/copa.jsonl (a multiple-choice task the proxy evaluation knows)."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "copa.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in sample_eval_items(seed)), encoding="utf-8")
+    return folder

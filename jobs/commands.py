@@ -1,0 +1,205 @@
+"""The commands that are not stages: looking at the lakehouse (sql, tables, views, recipes), serving it (ui,
+serve-sql, spark-sql), running elsewhere (pack-env, submit) and setup. Each is `add(parser)` for its
+arguments and `run(args, cfg, spark)` for its work; jobs/cli.py wires them with the stages."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from jobs import console
+
+BIND_HELP = "bind address (default 127.0.0.1; 0.0.0.0 exposes it)"
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add: Callable[[argparse.ArgumentParser], None]
+    run: Callable          # run(args, cfg, spark) -> exit code; spark() starts the session on first call
+    spark: bool = True     # whether it needs the lakehouse's session
+
+
+def _none(p) -> None:
+    return None
+
+
+def _recipes_args(p) -> None:
+    p.add_argument("name", nargs="?", help="print this recipe's YAML")
+
+
+def _recipes(args, cfg, spark) -> int:
+    from importlib import resources
+
+    from jobs.gold import recipe as R
+
+    if args.name:
+        print((resources.files("jobs.gold") / "recipes" / f"{args.name}.yaml").read_text()
+              if args.name in R.shipped_recipes() else open(args.name).read(), end="")
+        return 0
+    rows = [(name, len(r.predicates), ", ".join(r.families()) or "-", r.description)
+            for name, r in ((n, R.load(n)) for n in R.shipped_recipes())]
+    console.table(("recipe", "predicates", "signals", "description"), rows, width=90)
+    return 0
+
+
+def _sql_args(p) -> None:
+    p.add_argument("query", help='e.g. "SELECT language, count(*) FROM silver.documents GROUP BY 1"')
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (aligned, for people), csv, or json (one object per line)")
+    p.add_argument("--max-rows", type=int, default=100, help="rows shown in table format (default 100)")
+
+
+def _sql(args, cfg, spark) -> int:
+    df = spark().sql(args.query)
+    if args.format == "table":
+        rows = df.limit(args.max_rows + 1).collect()
+        console.table(df.columns, rows[: args.max_rows])
+        if len(rows) > args.max_rows:
+            print(f"… more rows (showing {args.max_rows}; --max-rows N or --format csv|json for all)", file=sys.stderr)
+    else:
+        (console.csv_rows if args.format == "csv" else console.json_lines)(df.columns, df.toLocalIterator())
+    return 0
+
+
+def _tables(args, cfg, spark) -> int:
+    from jobs.runtime.tables import register_lakehouse
+
+    session, rows = spark(), []
+    for name in register_lakehouse(session, cfg):
+        detail = session.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
+        rows.append((name, session.table(name).count(), detail["version"], str(detail["timestamp"])))
+    console.table(("table", "rows", "version", "last write"), rows)
+    return 0
+
+
+def _views(args, cfg, spark) -> int:
+    from jobs.runtime.tables import create_views
+    from schemas.views import VIEWS
+
+    made = set(create_views(spark(), cfg))
+    console.table(("view", "reads", "answers"), [
+        (v.fullname if v.fullname in made else f"{v.fullname} (not created: a table is missing)",
+         ", ".join(f"{a}.{b}" for a, b in v.tables()), v.comment) for v in VIEWS], width=70)
+    return 0
+
+
+def _server_args(port: int) -> Callable:
+    def add(p) -> None:
+        p.add_argument("--port", type=int, default=port, help=f"port (default {port})")
+        p.add_argument("--host", default="127.0.0.1", help=BIND_HELP)
+    return add
+
+
+def _ui(args, cfg, spark) -> int:
+    from jobs.runtime.tracking import artifact_root, client_and_experiment, tracking_uri
+
+    client_and_experiment(cfg)          # creates the store on first use, so the UI never shows an empty error
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri(cfg),
+           "--host", args.host, "--port", str(args.port)]
+    if artifact_root(cfg):
+        cmd += ["--default-artifact-root", artifact_root(cfg)]
+    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
+    return subprocess.call(cmd)
+
+
+def _serve_sql(args, cfg, spark) -> int:
+    import signal
+    import threading
+
+    # HiveServer2 reads its bind address and port from these variables; the JVM started below inherits them.
+    os.environ["HIVE_SERVER2_THRIFT_BIND_HOST"] = args.host
+    os.environ["HIVE_SERVER2_THRIFT_PORT"] = str(args.port)
+    session = spark()
+    session.sparkContext._jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithContext(
+        session._jsparkSession.sqlContext())
+    url = f"jdbc:hive2://{args.host}:{args.port}/"
+    print(f"JDBC endpoint {url} (Spark Thrift server; tables and views of {cfg.catalog or cfg.home}).\n"
+          f"  beeline -u {url} -e \"SHOW TABLES IN silver\"\nCtrl-C (or SIGTERM) stops it.", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    session.stop()
+    return 0
+
+
+def passthrough(values: list[str]) -> list[str]:
+    """Arguments after `--`, handed on unchanged (only the separator itself is dropped)."""
+    return values[1:] if values[:1] == ["--"] else list(values)
+
+
+def _spark_sql_args(p) -> None:
+    p.add_argument("shell_args", nargs=argparse.REMAINDER, metavar="-- ARGS",
+                   help='passed to spark-sql, e.g. -- -e "SELECT count(*) FROM silver.documents"')
+
+
+def _spark_sql(args, cfg, spark) -> int:
+    from jobs.runtime.spark import spark_sql_command
+
+    cmd, env = spark_sql_command(cfg, passthrough(args.shell_args))
+    os.execvpe(cmd[0], cmd, env)
+
+
+def _pack_env_args(p) -> None:
+    p.add_argument("--output", help="archive (default dist/lakesift-env.tar.gz)")
+
+
+def _pack_env(args, cfg, spark) -> int:
+    from jobs import submit
+
+    out = submit.pack_environment(Path(args.output) if args.output else submit.DEFAULT_ARCHIVE,
+                                  progress=lambda m: print(f"pack-env: {m}", file=sys.stderr, flush=True))
+    print(f"{out} ({out.stat().st_size / 1e6:.0f} MB): pass it to `lakesift submit --env-archive`")
+    return 0
+
+
+def _submit_args(p) -> None:
+    p.add_argument("--master", required=True, help="e.g. spark://HOST:7077, yarn, k8s://https://HOST:443")
+    p.add_argument("--env-archive", help="packed executor environment (default dist/lakesift-env.tar.gz)")
+    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="extra Spark conf (repeatable)")
+    p.add_argument("cli_args", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS",
+                   help="the lakesift command to run, e.g. -- --home /shared/lakehouse demo")
+
+
+def _submit(args, cfg, spark) -> int:
+    from jobs import submit
+
+    cli_args = passthrough(args.cli_args)
+    if not cli_args:
+        raise ValueError("give the lakesift command to run after --, e.g. lakesift submit --master spark://h:7077 -- demo")
+    archive = Path(args.env_archive) if args.env_archive else submit.DEFAULT_ARCHIVE
+    argv, env = submit.submit_command(args.master, archive, cli_args, args.conf)
+    return subprocess.call(argv, env=env)
+
+
+def _setup(args, cfg, spark) -> int:
+    from jobs.runtime import jars
+
+    for path in jars.fetch():
+        print(path)
+    return 0
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("recipes", "list the shipped recipes, or print one", _recipes_args, _recipes, spark=False),
+    Command("sql", "run a SQL query over the lakehouse tables", _sql_args, _sql),
+    Command("tables", "list the lakehouse tables with their row counts and Delta versions", _none, _tables),
+    Command("views", "create the views for common questions (automatic for a local lakehouse) and list them",
+            _none, _views),
+    Command("ui", "serve the MLflow UI for the local store on 127.0.0.1", _server_args(5000), _ui, spark=False),
+    Command("serve-sql", "serve the lakehouse tables over JDBC/ODBC (Spark Thrift server) for BI tools and beeline",
+            _server_args(10000), _serve_sql),
+    Command("spark-sql", "the spark-sql shell with the lakehouse's tables and views registered", _spark_sql_args,
+            _spark_sql, spark=False),
+    Command("pack-env", "pack the executors' Python environment for spark-submit --archives (venv-pack)",
+            _pack_env_args, _pack_env, spark=False),
+    Command("submit", "run a lakesift command on a Spark cluster with spark-submit", _submit_args, _submit, spark=False),
+    Command("setup", "download Delta Lake's jars from Maven Central into the local cache (once)", _none, _setup,
+            spark=False),
+)
