@@ -79,6 +79,17 @@ def test_workers_write_the_table_spark_writes(spark, tmp_path, crawl):
     assert history.operation == "WRITE" and "`source_file` IN" in history.operationParameters["predicate"]
 
 
+def test_the_local_writer_runs_only_with_the_delta_it_was_checked_against(spark):
+    """The commit goes through delta-spark's internal classes: a Delta upgrade must be checked, not assumed."""
+    from jobs.runtime.datafiles import CHECKED_DELTA, delta_version
+    from jobs.runtime.jars import DELTA_VERSION
+
+    assert delta_version(spark) == DELTA_VERSION, "the session did not load the Delta jars jobs/runtime/jars.py fetches"
+    assert delta_version(spark) in CHECKED_DELTA, (
+        f"Delta {delta_version(spark)} was not checked against runtime/datafiles.py: run this file and "
+        "tests/test_bronze_silver_jobs.py with it, then add it to CHECKED_DELTA")
+
+
 def test_statistics_bound_every_value_they_stand_for():
     prefix = "/data/crawl/segments/170000000/w"         # 32 characters
     assert len(prefix) == 32

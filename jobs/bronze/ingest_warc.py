@@ -5,8 +5,8 @@ Writes  bronze.warc_records   the responses of the files ingested
         bronze.ingest_errors  what could not be read: file, offset, error class, message
 Re-run  a file already ingested is skipped and adds no rows; --force reads it again and replaces its
         rows in both tables (one atomic Delta commit per table).
-Writing a local lakehouse's bronze, the workers write the Parquet data files as they read and the driver
-commits them (runtime/datafiles.py): the pages never pass through the JVM. Elsewhere Spark writes them.
+Reading is a kernel over batches of file paths; tables.rewrite decides how bronze is written (on a local
+lakehouse the workers write the Parquet data files as they read: the pages never pass through the JVM).
 """
 from __future__ import annotations
 
@@ -14,34 +14,17 @@ import glob
 import os
 from dataclasses import dataclass
 
-import json
-
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig, Report, Stage, option
-from jobs.runtime.datafiles import WriteSpec
 from jobs.runtime.tracking import job_run
 from schemas import bronze
 
 COUNT_KEYS = ("responses", "html", "non_html", "non_http_skipped", "errors")
 ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
 DERIVED_SUFFIXES = (".wet.gz", ".wat.gz", ".wet", ".wat")   # Common Crawl's text/metadata files hold no responses
-
-# What reading emits: one row per response ('response'), per unreadable span ('error'), and one summary
-# row per file ('file', with its counts): the union of both tables' columns plus the kind and the counts.
-OUTCOMES = StructType(
-    [StructField("kind", StringType(), False)]
-    + [StructField(f.name, f.dataType, True) for f in bronze.WARC_RECORDS.schema.fields]
-    + [StructField("error_class", StringType(), True), StructField("message", StringType(), True)]
-    + [StructField(f"n_{k}", LongType(), True) for k in COUNT_KEYS]
-    + [StructField("data_file", StringType(), True)]      # kind 'data': the Delta add action of a file written
-)
-SIDE_COLUMNS = ("kind", "source_file", "source_offset", "record_id", "error_class", "message",
-                *[f"n_{k}" for k in COUNT_KEYS])
-WRITE_BATCH_BYTES = 32 << 20   # bytes of pages per Parquet row group when the workers write bronze's files
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,34 +96,29 @@ def with_file_summary(path: str, rows):
     yield {"kind": "file", "source_file": path, **{f"n_{k}": v for k, v in counts.items()}}
 
 
-def transform(files: DataFrame, cfg: Config, write: WriteSpec | None = None) -> DataFrame:
-    """Outcome rows (responses, errors, one summary per file) of every file in `files.path`. With a
-    WriteSpec the workers write the responses into the table's data files themselves, and emit one 'data'
-    row per file written instead (runtime/datafiles.py)."""
+def kernel(cfg: Config):
+    """Batches of crawl-file paths -> batches of bronze.warc_records rows (the responses); the errors and one
+    summary row per file (with_file_summary) go to `side`: what tables.rewrite runs in the Python workers."""
     max_payload, crawl = cfg.max_payload_bytes, cfg.crawl
 
-    def read_files(batches):
+    def read_files(batches, side):
         from jobs.runtime.arrow import arrow_schema, batches as to_batches
-        from jobs.runtime.datafiles import FileWriter
         from udfs.warc import ReadOptions, read_archive
 
-        schema = arrow_schema(OUTCOMES)
         records = arrow_schema(bronze.WARC_RECORDS.schema)
         opts = ReadOptions(max_payload_bytes=max_payload, crawl=crawl)
         for batch in batches:
-            for path in batch.column(0).to_pylist():
+            for path in batch.column("path").to_pylist():
                 rows = with_file_summary(path, read_archive(path, opts))
-                if write is None:
-                    yield from to_batches(rows, schema, max_rows=256, size_of=_payload_size)
-                    continue
-                writer, side = FileWriter(write), []
-                for part in to_batches(_responses(rows, side), records, max_rows=1 << 16,
-                                       max_bytes=WRITE_BATCH_BYTES, size_of=_payload_size):
-                    writer.write(part)
-                side += [{"kind": "data", "source_file": path, "data_file": a} for a in writer.close()]
-                yield from to_batches(side, schema)
+                yield from to_batches(_responses(rows, side), records, max_rows=256, size_of=_payload_size)
 
-    return files.mapInArrow(read_files, OUTCOMES)
+    return read_files
+
+
+def transform(files: DataFrame, cfg: Config) -> DataFrame:
+    """Crawl files (a `path` column) -> bronze.warc_records rows (the kernel on Spark; side rows dropped)."""
+    read = kernel(cfg)
+    return files.mapInArrow(lambda batches: read(batches, []), bronze.WARC_RECORDS.schema)
 
 
 def _payload_size(row: dict) -> int:
@@ -154,10 +132,6 @@ def _responses(rows, others: list):
             yield row
         else:
             others.append(row)
-
-
-def files_frame(spark: SparkSession, paths: list[str]) -> DataFrame:
-    return tables.one_task_each(spark, [(p,) for p in paths], "path string")
 
 
 def earlier_rows(spark: SparkSession, cfg: Config, paths: list[str]) -> tuple[set[str], set[str]]:
@@ -185,11 +159,8 @@ def run(spark: SparkSession, cfg: Config) -> dict:
                    "files_read": len(todo), "per_file": {}, **dict.fromkeys(COUNT_KEYS, 0)}
         if not todo:
             return summary
-        files, where = files_frame(spark, todo), tables.in_list("source_file", todo)
-        if tables.python_files(spark, cfg, bronze.WARC_RECORDS):
-            side_rows, written = _write_in_workers(spark, cfg, files, todo)
-        else:
-            side_rows, written = _write_through_spark(cfg, files, where)
+        where = tables.in_list("source_file", todo)
+        written, side_rows = tables.rewrite(spark, cfg, bronze.WARC_RECORDS, kernel(cfg), "source_file", todo, files=todo)
         tracked.table_written(bronze.WARC_RECORDS.fullname, written)
         error_rows = [tuple(r.get(c) for c in bronze.INGEST_ERRORS.column_names) for r in side_rows if r["kind"] == "error"]
         if error_rows or with_errors.intersection(todo):      # else there is nothing to add or replace
@@ -201,27 +172,6 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         tracked.text(_per_file_tsv(per_file), "per_file_counts.tsv")
         summary.update(totals, per_file=per_file)
         return summary
-
-
-def _write_in_workers(spark: SparkSession, cfg: Config, files: DataFrame, todo: list[str]) -> tuple[list[dict], int]:
-    """The workers write bronze's data files as they read; the driver commits them in one transaction.
-    Returns the error, per-file and data-file rows, and the version written."""
-    spec = tables.write_spec(spark, cfg, bronze.WARC_RECORDS)
-    rows = [r.asDict() for r in transform(files, cfg, spec).select(*SIDE_COLUMNS, "data_file").collect()]
-    adds = [r["data_file"] for r in rows if r["kind"] == "data"]
-    return rows, tables.replace_with_files(spark, cfg, bronze.WARC_RECORDS, spec, adds, "source_file", todo)
-
-
-def _write_through_spark(cfg: Config, files: DataFrame, where: str) -> tuple[list[dict], int]:
-    """Spark writes the responses; the (few) error and per-file rows are gathered by an Observation of the
-    same execution, so no file is read twice and no payload is cached."""
-    outcomes = transform(files, cfg)
-    observed = Observation("ingest")
-    side = F.struct(*SIDE_COLUMNS)
-    outcomes = outcomes.observe(observed, F.to_json(F.collect_list(F.when(F.col("kind") != "response", side))).alias("side"))
-    records = outcomes.where(F.col("kind") == "response").select(*bronze.WARC_RECORDS.column_names)
-    written = tables.replace_where(records, cfg, bronze.WARC_RECORDS, where)
-    return json.loads(observed.get["side"]), written
 
 
 def _per_file_tsv(per_file: dict[str, dict[str, int]]) -> str:

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
+# Rows here carry whole web pages: 10,000 per Arrow batch (Spark's default) can mean gigabytes; moving
+# payloads to Python costs least at ~200-500 rows per batch (bench/throughput.py). Workers reading data
+# files themselves use the same batch size.
+ARROW_BATCH_ROWS = 256
+
 
 def arrow_schema(spark_schema):
     from pyspark.sql.pandas.types import to_arrow_schema

@@ -32,11 +32,25 @@ import json
 import os
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from schemas.contract import TableContract, in_list
+
+# The Delta Lake versions this module's commit (through delta-spark's internal transaction classes: Delta
+# has no public API that adds files written elsewhere) was checked against, by tests/test_datafiles.py and
+# tests/test_bronze_silver_jobs.py comparing its tables with Spark's writer. With any other version the
+# runtime lets Spark write, and tests/test_datafiles.py fails until the new version is checked and added.
+CHECKED_DELTA = ("4.0.1",)
+
+
+def delta_version(spark) -> str | None:
+    """The version of the delta-spark jar the session loaded (its manifest's Implementation-Version)."""
+    try:
+        cls = spark._jvm.java.lang.Class.forName("org.apache.spark.sql.delta.DeltaLog")
+        return cls.getPackage().getImplementationVersion()
+    except Exception:                  # not a classic session, or no Delta on the class path
+        return None
 
 STRING_PREFIX = 32            # characters of a string statistic, as Delta's own writer keeps
 DEFAULT_STATS_COLUMNS = 32    # Delta's delta.dataSkippingNumIndexedCols default
@@ -297,39 +311,77 @@ def commit(spark, spec: WriteSpec, adds: list[str], column: str, values: list[st
     return int(txn.commit(_seq(jvm, actions), op))
 
 
-# ------------------------------------------------------------------------- jobs whose workers write
+# ------------------------------------------------------------------------- tasks whose workers write
 
 def written_schema():
-    """Spark schema of what each task that writes data files returns: their add actions, and its counts."""
-    from pyspark.sql.types import ArrayType, LongType, MapType, StringType, StructField, StructType
+    """Spark schema of what each writing task returns: its files' add actions and its kernel's side rows."""
+    from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
     return StructType([StructField("adds", ArrayType(StringType(), False), False),
-                       StructField("counts", MapType(StringType(), LongType(), False), False)])
+                       StructField("side", ArrayType(StringType(), False), False)])
 
 
-def write_task(spec: WriteSpec, batches, count=lambda batch: {"rows": batch.num_rows}):
-    """Worker side (a mapInArrow function's body): write one task's batches of rows into the table's data
-    files; yields one written_schema() row with the files' add actions and the sums of count(batch)."""
-    import pyarrow as pa
+def write_task_of(spec: WriteSpec, kernel, read):
+    """The mapInArrow function of a task that writes data files (tables.rewrite): its input rows (file paths;
+    or, with `read`, the source table's data files to read, whose stored fields `read` lists) through
+    `kernel` into the table's files; yields one written_schema() row."""
+    def task(batches):
+        import pyarrow as pa
+        from pyspark.sql.types import StructType
 
-    from jobs.runtime.arrow import arrow_schema
+        from jobs.runtime.arrow import ARROW_BATCH_ROWS, arrow_schema, read_data_files
 
-    writer, totals = FileWriter(spec), Counter()
-    for batch in batches:
-        totals.update(count(batch))
-        writer.write(batch)
-    yield pa.RecordBatch.from_pydict({"adds": [writer.close()], "counts": [list(totals.items())]},
-                                     schema=arrow_schema(written_schema()))
+        inputs = batches if read is None else read_data_files(batches, arrow_schema(StructType(read)), ARROW_BATCH_ROWS)
+        writer, side = FileWriter(spec), []
+        for batch in kernel(inputs, side):
+            writer.write(batch)
+        yield pa.RecordBatch.from_pydict({"adds": [writer.close()], "side": [[json.dumps(r, default=str) for r in side]]},
+                                         schema=arrow_schema(written_schema()))
+    return task
 
 
-def collect_written(written) -> tuple[list[str], dict[str, int]]:
-    """Driver side: run the tasks of `written` (a DataFrame of write_task rows); every file's add action and
-    the counts summed over tasks."""
-    adds, totals = [], Counter()
+def collect_written(written) -> tuple[list[str], list[dict]]:
+    """Driver side: run the tasks of `written` (a DataFrame of write_task_of rows); every file's add action
+    and every side row."""
+    adds, side = [], []
     for row in written.collect():
         adds += row.adds
-        totals.update(row.counts)
-    return adds, dict(totals)
+        side += [json.loads(r) for r in row.side]
+    return adds, side
+
+
+def with_side(schema):
+    """`schema` (every column nullable) plus a `_side` column: what a kernel yields when Spark writes, its side
+    rows travelling beside the table's rows as JSON in `_side`."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    return StructType([StructField("_side", StringType(), True)]
+                      + [StructField(f.name, f.dataType, True, f.metadata) for f in schema.fields])
+
+
+def side_channel(kernel, schema):
+    """The mapInArrow function of `kernel` when Spark writes: its batches, and its side rows, as with_side rows."""
+    def mapped(batches):
+        import pyarrow as pa
+
+        from jobs.runtime.arrow import arrow_schema
+
+        out = arrow_schema(with_side(schema))
+        names, side = schema.fieldNames(), []
+
+        def side_rows():
+            rows = pa.array([json.dumps(r, default=str) for r in side], pa.string())
+            side.clear()
+            return pa.RecordBatch.from_arrays([rows] + [pa.nulls(len(rows), f.type) for f in list(out)[1:]], schema=out)
+
+        for batch in kernel(batches, side):
+            yield pa.RecordBatch.from_arrays([pa.nulls(batch.num_rows, pa.string())] + [batch.column(n) for n in names],
+                                             schema=out)
+            if side:
+                yield side_rows()
+        if side:
+            yield side_rows()
+    return mapped
 
 
 def _partition_values(jvm, add) -> dict:

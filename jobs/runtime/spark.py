@@ -13,16 +13,13 @@ import sys
 from pathlib import Path
 
 from jobs.runtime import jars
+from jobs.runtime.arrow import ARROW_BATCH_ROWS
 from jobs.runtime.config import JobConfig
 
 
 LOG4J2 = Path(__file__).with_name("log4j2.properties")
 # malloc serves blocks up to 32 MiB (its cap) from the heap and never trims it: see local_defaults
 WORKER_GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=17179869184"
-# Rows here carry whole web pages: 10,000 per Arrow batch (Spark's default) can mean gigabytes; moving
-# payloads to Python costs least at ~200-500 rows per batch (bench/throughput.py). Workers reading data
-# files themselves use the same batch size.
-ARROW_BATCH_ROWS = 256
 
 
 class SetupError(RuntimeError):

@@ -245,6 +245,12 @@ def python_files(spark, cfg: JobConfig, contract: TableContract) -> bool:
     access), are read and written through Spark."""
     if cfg.catalog is not None or not cfg.home.startswith("/") or os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         return False
+    from jobs.runtime import datafiles
+
+    if datafiles.delta_version(spark) not in datafiles.CHECKED_DELTA:
+        logging.getLogger(__name__).warning("Delta %s is not one the local writer was checked against (%s): "
+                                            "Spark writes", datafiles.delta_version(spark), datafiles.CHECKED_DELTA)
+        return False
     detail = spark.sql(f"DESCRIBE DETAIL {ensure_table(spark, cfg, contract)}").first()
     features = set(detail["tableFeatures"] or ())
     mapping = (detail["properties"] or {}).get("delta.columnMapping.mode", "none")
@@ -267,18 +273,62 @@ def file_counts(df, **counts) -> list:
             .agg(*[agg.alias(name) for name, agg in counts.items()]).collect())
 
 
-def write_from_files(spark, cfg: JobConfig, contract: TableContract, files: list, tasks: Callable,
-                     crawls: list[str] | None) -> tuple[int, dict[str, int]]:
-    """A job whose workers read data files and write `contract`'s: `tasks(todo, spec)` maps a DataFrame of
-    the `files` (file_counts rows) to read, one task each, to datafiles.write_task rows; their files then
-    replace the table's rows of `crawls` (every row when None) in one commit. Returns the version written
-    and the tasks' counts summed."""
-    from jobs.runtime.datafiles import collect_written
+def rewrite(spark, cfg: JobConfig, target: TableContract, kernel: Callable, column: str, values, *,
+            rows=None, columns: tuple[str, ...] = (), source: TableContract | None = None,
+            files: list[str] | None = None) -> tuple[int, list[dict]]:
+    """The one way Python workers' rows reach a table: `kernel` maps the input's Arrow batches to batches of
+    `target`'s columns, and its rows replace the target's rows whose `column` is in `values` (every row
+    when None), atomically. Returns the version written and the kernel's side rows.
 
-    todo = one_task_each(spark, [(local_path(f.path), f.crawl) for f in files], "path string, crawl string")
-    spec = write_spec(spark, cfg, contract)
-    adds, counts = collect_written(tasks(todo, spec))
-    return replace_with_files(spark, cfg, contract, spec, adds, "crawl", crawls), counts
+    The input is either `rows`, a read of the table `source` restricted by its partition column only, and
+    the `columns` of it the kernel reads; or `files`, paths the kernel opens itself (batches of one `path`
+    column). kernel(batches, side) may append row dicts to `side` (errors, per-file counts): they
+    come back to the driver. Batches hold the input's columns in any order; kernels read them by name.
+
+    Which writer runs is the runtime's choice, not the job's: on a local lakehouse (python_files) the
+    workers read the source's data files and write the target's themselves and the driver commits them
+    (runtime/datafiles.py); elsewhere Spark reads, maps (mapInArrow) and writes. Both give the same rows."""
+    from jobs.runtime import datafiles
+
+    condition = "true" if values is None else in_list(column, values)
+    local = python_files(spark, cfg, target) and (source is None or python_files(spark, cfg, source))
+    if local:
+        if files is not None:
+            todo = one_task_each(spark, [(p,) for p in files], "path string")
+            read = None
+        else:
+            from pyspark.sql import functions as F
+
+            todo = one_task_each(spark, [(local_path(f.path), f.crawl) for f in file_counts(rows, n=F.count(F.lit(1)))],
+                                 "path string, crawl string")
+            fields = {f.name: f for f in source.schema.fields}
+            read = [fields[c] for c in columns if c not in source.partition_by]
+        spec = write_spec(spark, cfg, target)
+        adds, side = datafiles.collect_written(todo.mapInArrow(datafiles.write_task_of(spec, kernel, read),
+                                                               datafiles.written_schema()))
+        return replace_with_files(spark, cfg, target, spec, adds, column, values), side
+    import json
+
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    inputs = one_task_each(spark, [(p,) for p in files], "path string") if files is not None else rows.select(*columns)
+    observed = Observation("side")          # the side rows, gathered while the rows are written: one execution
+    mapped = (inputs.mapInArrow(datafiles.side_channel(kernel, target.schema), datafiles.with_side(target.schema))
+              .observe(observed, F.to_json(F.collect_list("_side")).alias("side")))
+    written = replace_where(mapped.where("_side IS NULL").drop("_side"), cfg, target, condition)
+    return written, [json.loads(row) for row in json.loads(observed.get["side"] or "[]")]
+
+
+def written_counts(spark, cfg: JobConfig, contract: TableContract, version: int, column: str, values,
+                   aggregates: dict[str, str]) -> dict[str, int]:
+    """SQL aggregates (name -> expression) over the rows a rewrite wrote (column in values, every row when
+    None) at the version it wrote: the counts out, taken from the table itself, whichever writer ran."""
+    from pyspark.sql import functions as F
+
+    rows = read_table(spark, cfg, contract, version).where("true" if values is None else in_list(column, values))
+    row = rows.agg(*[F.expr(e).alias(k) for k, e in aggregates.items()]).first()
+    return {k: int(row[k] or 0) for k in aggregates}
 
 
 def local_path(uri: str) -> str:

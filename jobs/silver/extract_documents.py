@@ -5,21 +5,18 @@ Writes  silver.documents        (replaces those crawls' partitions in one commit
 Re-run  idempotent per crawl: the same bronze version and config give the same rows.
 Non-HTML responses are counted, not stored. A page that cannot be extracted is still a document, with
 empty text and its extract_error: silver never drops a document.
-On a local lakehouse the workers read bronze's data files and write silver's themselves, and the driver
-commits them (runtime/datafiles.py): neither the pages nor the texts pass through the JVM.
+The extraction is a kernel over Arrow batches; the runtime's tables.rewrite decides how it reads bronze
+and writes silver (on a local lakehouse, in the Python workers: the pages never pass through the JVM).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig, Report, Stage, option
-from jobs.runtime.datafiles import WriteSpec, written_schema
-from jobs.runtime.spark import ARROW_BATCH_ROWS
 from jobs.runtime.tracking import job_run
 from schemas import bronze, silver
 from udfs.extract import EXTRACTORS, extractor_version
@@ -46,74 +43,39 @@ class Config(JobConfig):
 
 
 
-def _extractor(cfg: Config):
-    """The Python side of both inputs: batches of bronze HTML records -> batches of documents."""
+def kernel(cfg: Config):
+    """Batches of bronze records (RECORD_COLUMNS and is_html, any order) -> batches of documents, one per HTML
+    response: what tables.rewrite runs in the Python workers."""
     extractor, label, max_chars = cfg.extractor, extractor_version(cfg.extractor), cfg.langid_max_chars
     schema = silver.DOCUMENTS.schema
 
-    def extract(batches):
+    def extract(batches, side):
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         from jobs.runtime.arrow import arrow_schema
         from udfs.extract import documents_from_records
 
         out_schema = arrow_schema(schema)
         for batch in batches:
-            if batch.num_rows:
+            html = batch if pc.all(batch.column("is_html")).as_py() else batch.filter(batch.column("is_html"))
+            if html.num_rows:
                 yield pa.RecordBatch.from_pydict(
-                    documents_from_records(batch, extractor, label, max_chars), schema=out_schema)
+                    documents_from_records(html, extractor, label, max_chars), schema=out_schema)
 
     return extract
 
 
 def transform(records: DataFrame, cfg: Config) -> DataFrame:
-    """Bronze records (any columns of the contract) -> documents, one per HTML response."""
-    return records.where(F.col("is_html")).select(*RECORD_COLUMNS).mapInArrow(_extractor(cfg), silver.DOCUMENTS.schema)
+    """Bronze records (any columns of the contract) -> documents, one per HTML response (the kernel on Spark)."""
+    extract = kernel(cfg)
+    return records.select(*RECORD_COLUMNS, "is_html").mapInArrow(lambda batches: extract(batches, []),
+                                                                 silver.DOCUMENTS.schema)
 
 
-def transform_files(files: DataFrame, cfg: Config, write: WriteSpec | None = None) -> DataFrame:
-    """Bronze data files (rows of local `path` and its `crawl`) -> documents, one per HTML response. The
-    Python workers read the Parquet files themselves, so the pages skip the JVM->Python copy of
-    `transform` (on 1.1 GB of real HTML the JVM's share of extract fell from ~17 to 4-8 CPU-seconds,
-    bench/throughput.py). With a WriteSpec the workers also write silver.documents' data files, and each
-    task returns one row of datafiles.written_schema() instead of its documents. Only for tables
-    tables.python_files() accepts."""
-    extract = _extractor(cfg)
-    stored = [c for c in RECORD_COLUMNS if c not in bronze.WARC_RECORDS.partition_by] + ["is_html"]
-    fields = {f.name: f for f in bronze.WARC_RECORDS.schema.fields}
-
-    def documents(batches):
-        import pyarrow.compute as pc
-
-        from jobs.runtime.arrow import arrow_schema, read_data_files
-
-        schema = arrow_schema(StructType([fields[c] for c in stored]))
-        for records in read_data_files(batches, schema, ARROW_BATCH_ROWS):
-            html = records if pc.all(records.column("is_html")).as_py() else records.filter(records.column("is_html"))
-            if html.num_rows:
-                yield html.drop_columns(["is_html"])
-
-    if write is None:
-        return files.mapInArrow(lambda batches: extract(documents(batches)), silver.DOCUMENTS.schema)
-
-    def extract_and_write(batches):
-        from jobs.runtime.datafiles import write_task
-
-        yield from write_task(write, extract(documents(batches)), outcome_counts)
-
-    return files.mapInArrow(extract_and_write, written_schema())
-
-
-def outcome_counts(docs) -> dict[str, int]:
-    """Documents of a batch by outcome: with text, without main text, extraction failed."""
-    import pyarrow.compute as pc
-
-    failed = pc.is_valid(docs.column("extract_error"))
-    empty = pc.equal(docs.column("char_count"), 0)
-    n_failed = pc.sum(failed.cast("int64")).as_py() or 0
-    n_empty = pc.sum(pc.and_(pc.invert(failed), empty).cast("int64")).as_py() or 0
-    return {"documents": docs.num_rows, "with_text": docs.num_rows - n_failed - n_empty,
-            "no_main_text": n_empty, "extract_errors": n_failed}
+OUTCOMES = {"documents": "count(1)", "with_text": "count_if(extract_error IS NULL AND char_count > 0)",
+            "no_main_text": "count_if(extract_error IS NULL AND char_count = 0)",
+            "extract_errors": "count_if(extract_error IS NOT NULL)"}
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:
@@ -126,25 +88,15 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         files = tables.file_counts(records, responses=F.count(F.lit(1)), html=F.count_if(F.col("is_html")))
         crawls = sorted(cfg.crawls) if cfg.crawls else sorted({f.crawl for f in files})
         responses, html = sum(f.responses for f in files), sum(f.html for f in files)
-        if tables.python_files(spark, cfg, bronze.WARC_RECORDS) and tables.python_files(spark, cfg, silver.DOCUMENTS):
-            written, d = tables.write_from_files(spark, cfg, silver.DOCUMENTS, [f for f in files if f.html],
-                                                 lambda todo, spec: transform_files(todo, cfg, spec), crawls)
-        else:
-            # Counts out are observed during the one write, not recomputed afterwards.
-            seen_out = Observation("documents")
-            documents = transform(records, cfg).observe(
-                seen_out, F.count(F.lit(1)).alias("documents"),
-                F.count_if(F.col("extract_error").isNull() & (F.col("char_count") > 0)).alias("with_text"),
-                F.count_if(F.col("extract_error").isNull() & (F.col("char_count") == 0)).alias("no_main_text"),
-                F.count_if(F.col("extract_error").isNotNull()).alias("extract_errors"))
-            written = tables.replace_where(documents, cfg, silver.DOCUMENTS, tables.in_list("crawl", crawls))
-            d = seen_out.get
+        written, _ = tables.rewrite(spark, cfg, silver.DOCUMENTS, kernel(cfg), "crawl", crawls,
+                                    rows=records, columns=(*RECORD_COLUMNS, "is_html"), source=bronze.WARC_RECORDS)
         tracked.table_written(silver.DOCUMENTS.fullname, written)
+        d = tables.written_counts(spark, cfg, silver.DOCUMENTS, written, "crawl", crawls, OUTCOMES)
         counts = {
             "rows_in_responses": responses, "rows_in_html": html,
-            "rows_skipped_non_html": responses - html, "rows_out_documents": d.get("documents", 0),
-            "rows_out_with_text": d.get("with_text", 0), "rows_out_no_main_text": d.get("no_main_text", 0),
-            "rows_out_extract_errors": d.get("extract_errors", 0),
+            "rows_skipped_non_html": responses - html, "rows_out_documents": d["documents"],
+            "rows_out_with_text": d["with_text"], "rows_out_no_main_text": d["no_main_text"],
+            "rows_out_extract_errors": d["extract_errors"],
         }
         tracked.metrics(**counts)
         return {"run_id": tracked.run_id, "crawls": crawls, **counts}
