@@ -79,11 +79,18 @@ def pack_arm(manifest_path: Path, tokens: int, out: Path, subset: int | None = N
     return {"documents": len(kept), "bytes": used, "corpus_tokens": subset or available}
 
 
+def latest_export(work: Path, recipe: str) -> Path:
+    """The manifest of the recipe's newest export in the pool's lakehouse (<home>/exports/<recipe>/v<N>)."""
+    found = sorted((work / "lakehouse" / "exports" / recipe).glob("v*/manifest.json"),
+                   key=lambda p: int(p.parent.name[1:]) if p.parent.name[1:].isdigit() else -1)
+    return found[-1] if found else work / "lakehouse" / "exports" / recipe / "manifest.json"
+
+
 def pack(args) -> None:
     work = Path(args.work)
     out = Path(args.out or work / "gpu-pack")
     out.mkdir(parents=True, exist_ok=True)
-    exports = {arm: work / "exports" / arm / "manifest.json" for arm in ARMS}
+    exports = {arm: latest_export(work, arm) for arm in ARMS}
     missing = [str(p) for p in exports.values() if not p.exists()]
     if missing:
         raise SystemExit(f"no export manifests {missing}: run `python -m bench.pool all` first")

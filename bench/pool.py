@@ -9,9 +9,9 @@ dated before 2004, and Usenet's 1993) and POOL-2004 (posts of 2004 and later, an
 deduplication spans crawls. Evaluation domains are written apart and never enter the pool: the 20 Newsgroups
 `test` split, the cleaneval pages' gold text, and WikiText-2 test (read where it is).
 
-Run (`python -m bench.pool run`): ingest -> extract (with heuristics) -> dedup (global) -> decontaminate ->
-train-quality (reference text + the DCLM dev labels) -> classify -> select every shipped recipe -> export,
-one Spark session, measuring per stage: wall seconds, CPU seconds (every process of the run), rows in and
+Run (`python -m bench.pool run`): `lakesift run` over the crawl files (jobs/pipeline.py, as a user runs it):
+ingest -> extract (with heuristics) -> dedup (global) -> decontaminate -> train-quality (reference text + the
+DCLM dev labels) -> classify -> select every shipped recipe -> export, one Spark session, measuring per stage: wall seconds, CPU seconds (every process of the run), rows in and
 out, peak resident memory of the JVM and of the Python workers (sampled from /proc every 0.5 s), and each
 recipe's funnel in documents and tokens. Writes bench/results/pool.json. Targets: all of it within 30
 minutes, no stage above 6 GB.
@@ -229,85 +229,65 @@ class Sampler:
 
 
 def run(work: Path) -> None:
-    from jobs.bronze import ingest_warc
-    from jobs.classifiers import classify_quality, train_quality
-    from jobs.gold import export_shards, recipe as R, select_corpus
+    """`lakesift run` over the pool's crawl files, as a user runs it, every stage measured."""
+    import contextlib
+
+    from jobs import pipeline
+    from jobs.gold import recipe as R
     from jobs.runtime.config import JobConfig
     from jobs.runtime.spark import get_spark
-    from jobs.silver import cluster_duplicates, compute_heuristics, compute_minhash, detect_contamination, extract_documents
 
     manifest = json.loads((work / "pool_manifest.json").read_text())
     home = str(work / "lakehouse")
     shutil.rmtree(home, ignore_errors=True)
-    base = {"home": home}
     spark = get_spark(JobConfig(home=home), app_name="bench-pool")
     text = SHARED / "text"
-    positives = tuple(str(text / n) for n in ("wikitext-2_valid.txt", "nltk_inaugural.zip", "nltk_state_union.zip", "ccnet"))
-    labels = str(SHARED / "quality-labels" / "dclm-human-dev.jsonl")
-    stages: list[list] = []
+    cfg = pipeline.Config(
+        home=home, inputs=tuple(manifest["crawl_files"]), recipes=tuple(R.shipped_recipes()),
+        reference_text=tuple(str(text / n) for n in ("wikitext-2_valid.txt", "nltk_inaugural.zip",
+                                                      "nltk_state_union.zip", "ccnet")),
+        labels=str(SHARED / "quality-labels" / "dclm-human-dev.jsonl"), evals=str(SHARED / "evals"),
+        dedup_scope="global")          # the pool's two crawls are deduplicated across each other
     details: dict = {}
-    started_all = time.perf_counter()
 
-    def stage(name, job, rows):
-        print(f"{name} …", flush=True)
+    @contextlib.contextmanager
+    def measured(step):
         with Sampler() as sampler:
-            t0 = time.perf_counter()
-            result = job()
-            wall = time.perf_counter() - t0
-        rows_in, rows_out = rows(result)
-        peak = max(sampler.peak.values())
-        stages.append([name, rows_in, rows_out, round(wall, 1), round(sampler.cpu_seconds(), 1),
-                       round(sampler.peak["jvm"] / 2**30, 2), round(sampler.peak["python_workers"] / 2**30, 2)])
-        details[name] = {"wall_seconds": wall, "cpu_seconds": sampler.cpu_seconds(), "rows_in": rows_in,
-                         "rows_out": rows_out, "peak_jvm_bytes": sampler.peak["jvm"],
-                         "peak_python_workers_bytes": sampler.peak["python_workers"], "peak_bytes": peak}
-        print(f"  {stages[-1]}", flush=True)
-        return result
+            started = time.perf_counter()
+            yield
+        details[step.label] = {"wall_seconds": time.perf_counter() - started, "cpu_seconds": sampler.cpu_seconds(),
+                               "peak_jvm_bytes": sampler.peak["jvm"],
+                               "peak_python_workers_bytes": sampler.peak["python_workers"],
+                               "peak_bytes": max(sampler.peak.values())}
 
-    files = tuple(manifest["crawl_files"])
-    stage("ingest", lambda: ingest_warc.run(spark, ingest_warc.Config(**base, inputs=files)),
-          lambda r: (r.get("responses", 0) + r.get("errors", 0), r.get("responses")))
-    stage("extract", lambda: extract_documents.run(spark, extract_documents.Config(**base)),
-          lambda r: (r["rows_in_responses"], r["rows_out_documents"]))
-    stage("heuristics", lambda: compute_heuristics.run(spark, compute_heuristics.Config(**base)),
-          lambda r: (r["rows_in_documents"], r["rows_out_signals"]))
-    stage("minhash", lambda: compute_minhash.run(spark, compute_minhash.Config(**base)),
-          lambda r: (r["rows_out_signatures"], r["rows_out_signatures"]))
-    stage("dedup (global)", lambda: cluster_duplicates.run(spark, cluster_duplicates.Config(**base, scope="global")),
-          lambda r: (r["rows_in_signatures"], r["rows_out_representatives"]))
-    stage("decontaminate", lambda: detect_contamination.run(spark, detect_contamination.Config(**base, evals=(str(SHARED / "evals"),))),
-          lambda r: (r["rows_out_signals"], r["rows_contaminated"]))
-    trained = stage("train-quality", lambda: train_quality.run(spark, train_quality.Config(
-        **base, name="lakesift_quality", positives=positives, labels=labels)),
-        lambda r: (r["train_positives"] + r["train_negatives"], None))
-    stage("classify", lambda: classify_quality.run(spark, classify_quality.Config(**base, model="models:/lakesift_quality@champion")),
-          lambda r: (r["rows_out_scores"], r["rows_out_scores"]))
-    funnels = {}
-    for recipe in R.shipped_recipes():
-        # the pool was deduplicated across crawls: recipes read the global clusters
-        overrides = ("duplicates.scope=global",) if "duplicates" in R.load(recipe).families() else ()
-        s = stage(f"select {recipe}", lambda recipe=recipe, o=overrides: select_corpus.run(
-            spark, select_corpus.Config(**base, recipe=recipe, overrides=o)),
-            lambda r: (r["documents_in"], r["documents_out"]))
-        funnels[recipe] = {"overrides": list(overrides), **{k: s[k] for k in ("documents_in", "documents_out", "tokens_in",
-                                                                              "tokens_out", "funnel", "corpus_version")}}
-        print(s["funnel_table"], flush=True)
-    exports = {}
-    for recipe in R.shipped_recipes():
-        out = work / "exports" / recipe
-        shutil.rmtree(out, ignore_errors=True)
-        e = stage(f"export {recipe}", lambda recipe=recipe, out=out: export_shards.run(
-            spark, export_shards.Config(**base, recipe=recipe, shards=8, output=str(out))),
-            lambda r: (r["documents"], r["documents"]))
-        exports[recipe] = {"manifest": str(out / "manifest.json"), "documents": e["documents"],
-                           "estimated_tokens": e["estimated_tokens"], "table_version": e["table_version"]}
+    started_all = time.perf_counter()
+    results = pipeline.run(spark, cfg, progress=sys.stdout, around=measured)
     total = time.perf_counter() - started_all
+    stages, funnels, exports, trained = [], {}, {}, {}
+    for r in results:
+        d = details[r.label]
+        d.update(rows_in=r.report.rows_in, rows_out=r.report.rows_out)
+        stages.append([r.label, r.report.rows_in, r.report.rows_out, round(d["wall_seconds"], 1),
+                       round(d["cpu_seconds"], 1), round(d["peak_jvm_bytes"] / 2**30, 2),
+                       round(d["peak_python_workers_bytes"] / 2**30, 2)])
+        s = r.summary
+        if r.label.startswith("select "):
+            funnels[s["recipe"]] = {k: s[k] for k in ("documents_in", "documents_out", "tokens_in", "tokens_out",
+                                                      "funnel", "corpus_version")}
+            print(s["funnel_table"], flush=True)
+        elif r.label.startswith("export "):
+            exports[s["recipe"]] = {"manifest": f"{s['output']}/manifest.json", "documents": s["documents"],
+                                    "estimated_tokens": s["estimated_tokens"], "table_version": s["table_version"]}
+        elif r.label == "train-quality":
+            trained = s
     peak = max(d["peak_bytes"] for d in details.values())
     report("pool", ["stage", "rows in", "rows out", "wall s", "CPU s", "peak JVM GiB", "peak Python GiB"], stages, {
         "note": NOTE, "pool": {k: manifest[k] for k in ("records", "sources", "real_warc_files", "evaluation_documents")},
         "stages": details, "funnels": funnels, "exports": exports, "total_seconds": total,
         "quality_model": {k: trained.get(k) for k in ("labels_cv_roc_auc", "labels_cv_roc_auc_low", "labels_cv_roc_auc_high", "roc_auc")},
-        "command": "python -m bench.pool build && python -m bench.pool run",
+        "command": "python -m bench.pool build && python -m bench.pool run  (lakesift run --input <the pool's crawl "
+                   "files> --recipes <every shipped recipe> --reference-text ... --labels ... --evals ... "
+                   "--dedup-scope global)",
         "targets": {"whole pipeline <= 30 min": total <= 1800, "no stage above 6 GB": peak <= 6 * 2**30},
     })
     print(f"whole pipeline {total / 60:.1f} min; largest stage peak {peak / 2**30:.2f} GiB")

@@ -52,6 +52,8 @@ class Config(JobConfig):
     seeds: int = option(1, "proxy seeds per recipe")
     tokens: int | None = option(None, "proxy token budget (default: the scale's)")
     max_epochs: float = option(MAX_EPOCHS, "most repetitions of a recipe's corpus a proxy run may make")
+    dedup_scope: str = option("crawl", "crawl: duplicates within each crawl; global: across every crawl ingested "
+                                       "(recipes then read the global clusters)", choices=("crawl", "global"))
     shards: int = option(8, "export shards per recipe")
     crawl: str | None = option(None, "crawl id of the input files (default: from the files)")
     force: bool = option(False, "run every stage, even those whose inputs have not changed")
@@ -108,6 +110,7 @@ class StepResult:
     seconds: float
     run_id: str | None
     skipped: bool
+    summary: dict | None = None           # the stage's own summary (None when skipped)
 
 
 def plan(cfg: Config) -> list[Step]:
@@ -115,7 +118,7 @@ def plan(cfg: Config) -> list[Step]:
     loc = cfg.location()
     steps = [Step("ingest", BY_NAME["ingest"], BY_NAME["ingest"].config(**loc, inputs=cfg.inputs, crawl=cfg.crawl)),
              Step("extract", BY_NAME["extract"], BY_NAME["extract"].config(**loc)),
-             Step("dedup", BY_NAME["dedup"], BY_NAME["dedup"].config(**loc))]
+             Step("dedup", BY_NAME["dedup"], BY_NAME["dedup"].config(**loc, scope=cfg.dedup_scope))]
     if cfg.eval_dir():
         steps.append(Step("decontaminate", BY_NAME["decontaminate"],
                           BY_NAME["decontaminate"].config(**loc, evals=(cfg.eval_dir(),))))
@@ -129,7 +132,8 @@ def plan(cfg: Config) -> list[Step]:
                       **loc, kind=cfg.neural, name=NEURAL_MODEL, positives=cfg.reference_text, max_examples=2000)),
                   Step("score-neural", BY_NAME["score-neural"], BY_NAME["score-neural"].config(
                       **loc, scorer=cfg.neural, model=f"models:/{NEURAL_MODEL}@champion"))]
-    steps += [Step(f"select {r}", BY_NAME["select"], BY_NAME["select"].config(**loc, recipe=r)) for r in cfg.recipes]
+    steps += [Step(f"select {r}", BY_NAME["select"], BY_NAME["select"].config(**loc, recipe=r, overrides=_overrides(cfg, r)))
+              for r in cfg.recipes]
     steps += [Step(f"export {r}", BY_NAME["export"], BY_NAME["export"].config(**loc, recipe=r, shards=cfg.shards))
               for r in cfg.recipes]
     if cfg.ablate != "none":
@@ -137,6 +141,13 @@ def plan(cfg: Config) -> list[Step]:
             **loc, recipes=cfg.recipes, scale=cfg.ablate, seeds=cfg.seeds, tokens=cfg.tokens, evals=cfg.eval_dir(),
             heldout=cfg.heldout_paths(), max_epochs=cfg.max_epochs)))
     return steps
+
+
+def _overrides(cfg: Config, recipe: str) -> tuple[str, ...]:
+    """A recipe reading duplicates reads the clusters of the scope dedup ran with."""
+    from jobs.gold import recipe as R
+
+    return (f"duplicates.scope={cfg.dedup_scope}",) if "duplicates" in R.load(recipe).families() else ()
 
 
 # ------------------------------------------------------------------------------------------- skipping
@@ -225,8 +236,12 @@ def _recorded(run) -> Report:
 
 # ------------------------------------------------------------------------------------------- running
 
-def run(spark, cfg: Config, steps: list[Step] | None = None, progress=sys.stderr) -> list[StepResult]:
-    """Run (or skip) every step in order; a failing step raises after the earlier ones are recorded."""
+def run(spark, cfg: Config, steps: list[Step] | None = None, progress=sys.stderr, around=None) -> list[StepResult]:
+    """Run (or skip) every step in order; a failing step raises after the earlier ones are recorded.
+    `around(step)`, when given, is a context manager entered around each step that runs (a benchmark's
+    sampler)."""
+    import contextlib
+
     from jobs.runtime.tracking import client_and_experiment, job_run
 
     steps = plan(cfg) if steps is None else steps
@@ -246,11 +261,13 @@ def run(spark, cfg: Config, steps: list[Step] | None = None, progress=sys.stderr
                 continue
             print(f"{head} …", file=progress, flush=True)
             say: Callable[[str], None] = lambda m, h=head: print(f"{h}: {m}", file=progress, flush=True)
-            summary = step.stage.run(spark, step.cfg, say)
+            with around(step) if around else contextlib.nullcontext():
+                summary = step.stage.run(spark, step.cfg, say)
             report = step.stage.report(summary)
             if summary.get("run_id"):
                 _record(client, summary["run_id"], key, report, _versions(spark, step.cfg, step.stage.writes))
-            results.append(StepResult(step.label, report, time.perf_counter() - started, summary.get("run_id"), False))
+            results.append(StepResult(step.label, report, time.perf_counter() - started, summary.get("run_id"), False,
+                                      summary))
             print(f"{head} done in {results[-1].seconds:.1f}s", file=progress, flush=True)
         tracked.metrics(stages=len(steps), stages_skipped=sum(r.skipped for r in results))
     return results

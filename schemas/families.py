@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from schemas import silver
 from schemas.contract import TableContract
 from udfs import heuristics
+from udfs.minhash import MinHashParams
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("documents", "d", silver.DOCUMENTS, "extract"),
     Family("heuristics", "h", silver.SIGNALS_HEURISTIC, "extract", struct=heuristics.VERSION),
     Family("duplicates", "x", silver.DUPLICATES, "dedup",
-           {"version": Option("version", "minhash_5g_14x8"), "scope": Option("scope", "crawl")}),
+           {"version": Option("version", MinHashParams().tag), "scope": Option("scope", "crawl")}),
     Family("quality", "q", silver.SIGNALS_QUALITY, "classify", {"model": Option("model", required=True)}),
     Family("contamination", "c", silver.SIGNALS_CONTAMINATION, "decontaminate", {"version": Option("version")}),
     Family("neural", "n", silver.SIGNALS_NEURAL, "score-neural",

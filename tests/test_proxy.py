@@ -274,8 +274,9 @@ def test_gpu_ablation_script_packs_exports_and_trains_on_cpu(tmp_path):
     rng = np.random.default_rng(0)
     words = ["river", "stone", "light", "quiet", "market", "winter", "paper", "garden"]
     for arm, n in (("raw", 120), ("heuristics", 80), ("heuristics_dedup", 70), ("dclm_like", 20)):
-        folder = work / "exports" / arm
+        folder = work / "lakehouse" / "exports" / arm / "v3"        # where `lakesift run` exports
         folder.mkdir(parents=True)
+        (folder.parent / "v1").mkdir()                                 # an older export: not the one packed
         with gzip.open(folder / "shard-00000-of-00001.jsonl.gz", "wt") as fh:
             for i in range(n):
                 text = " ".join(rng.choice(words, 40)) + "."
