@@ -40,7 +40,8 @@ def lakesift_pairs(spark, docs: list[str], home: str, verify: str = "exact") -> 
     from schemas import silver
 
     rows = [(f"d{i:06d}", "BENCH", f"https://bench.example/{i}", "bench.example", datetime(2024, 1, 1, tzinfo=timezone.utc),
-             None, t, "en", 1.0, len(t), len(t.split()), "utf-8", "bench", None, "bench", i) for i, t in enumerate(docs)]
+             None, t, "en", 1.0, len(t), len(t.split()), "utf-8", "bench", None, "bench", i, False)
+            for i, t in enumerate(docs)]
     cfg = compute_minhash.Config(home=home)
     tables.replace_where(spark.createDataFrame(rows, silver.DOCUMENTS.schema), cfg, silver.DOCUMENTS, "crawl = 'BENCH'")
     compute_minhash.run(spark, cfg)

@@ -118,7 +118,7 @@ def write_synthetic_documents(spark, home: str, n: int, pool: list[str]) -> None
                 "language": ["en"] * n_rows, "language_score": [1.0] * n_rows,
                 "char_count": [len(t) for t in texts], "word_count": [len(t.split()) for t in texts],
                 "charset": ["utf-8"] * n_rows, "extractor": ["synthetic"] * n_rows, "extract_error": [None] * n_rows,
-                "source_file": ["synthetic"] * n_rows, "source_offset": ids,
+                "source_file": ["synthetic"] * n_rows, "source_offset": ids, "body_truncated": [False] * n_rows,
             }, schema=_arrow(silver.DOCUMENTS.schema))
 
     docs = spark.range(n, numPartitions=max(4, n // 25_000)).mapInArrow(build, silver.DOCUMENTS.schema)

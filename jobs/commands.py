@@ -13,7 +13,7 @@ from typing import Callable
 
 from jobs import console
 
-BIND_HELP = "bind address (default 127.0.0.1; 0.0.0.0 exposes it)"
+BIND_HELP = "bind address (default 127.0.0.1; any other needs --expose)"
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,41 @@ def _sql_args(p) -> None:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="table (aligned, for people), csv, or json (one object per line)")
     p.add_argument("--max-rows", type=int, default=100, help="rows shown in table format (default 100)")
+    p.add_argument("--write", action="store_true",
+                   help="allow statements that change tables or settings (DELETE, INSERT, CREATE, SET, ...); "
+                        "without it only queries, SHOW, DESCRIBE and EXPLAIN run")
+
+
+# Commands that only read: everything else that parses to a command, or an INSERT, needs --write.
+READ_ONLY_COMMANDS = frozenset({"ShowTables", "ShowTablesExtended", "ShowNamespaces", "ShowViews", "ShowColumns",
+                                "ShowFunctions", "ShowTableProperties", "ShowCreateTable", "ShowPartitions",
+                                "DescribeRelation", "DescribeColumn", "DescribeNamespace", "DescribeFunction",
+                                "ExplainCommand", "ShowCatalogsCommand", "ShowCurrentNamespaceCommand"})
+
+
+def writes(session, query: str) -> str | None:
+    """The kind of the first node of the statement's parsed plan that would change something (a command
+    other than SHOW/DESCRIBE/EXPLAIN, or an INSERT), or None for a read-only statement."""
+    jvm = session._jvm
+    command = jvm.java.lang.Class.forName("org.apache.spark.sql.catalyst.plans.logical.Command")
+    stack = [session._jsparkSession.sessionState().sqlParser().parsePlan(query)]
+    while stack:
+        node = stack.pop()
+        kind = node.getClass().getSimpleName()
+        if kind in READ_ONLY_COMMANDS:
+            continue
+        if command.isInstance(node) or kind.startswith("InsertInto"):
+            return kind
+        children = node.children()
+        stack += [children.apply(i) for i in range(children.size())]
+    return None
 
 
 def _sql(args, cfg, spark) -> int:
+    changing = None if args.write else writes(spark(), args.query)
+    if changing:
+        raise ValueError(f"this statement changes the lakehouse ({changing}); `lakesift sql` only reads unless "
+                         "--write is given")
     df = spark().sql(args.query)
     if args.format == "table":
         rows = df.limit(args.max_rows + 1).collect()
@@ -93,12 +125,31 @@ def _server_args(port: int) -> Callable:
     def add(p) -> None:
         p.add_argument("--port", type=int, default=port, help=f"port (default {port})")
         p.add_argument("--host", default="127.0.0.1", help=BIND_HELP)
+        p.add_argument("--expose", action="store_true",
+                       help="allow a --host other than loopback: the server has no authentication, and anyone "
+                            "who reaches the port can read (serve-sql: and change) every table")
     return add
+
+
+def _loopback_only(args) -> None:
+    """A server binds beyond this machine only when asked twice (--host and --expose)."""
+    import ipaddress
+
+    if args.expose or args.host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"--host {args.host} would serve the lakehouse beyond this machine without authentication; "
+                         "add --expose if that is what you want")
 
 
 def _ui(args, cfg, spark) -> int:
     from jobs.runtime.tracking import artifact_root, client_and_experiment, tracking_uri
 
+    _loopback_only(args)
     client_and_experiment(cfg)          # creates the store on first use, so the UI never shows an empty error
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri(cfg),
            "--host", args.host, "--port", str(args.port)]
@@ -112,7 +163,10 @@ def _serve_sql(args, cfg, spark) -> int:
     import signal
     import threading
 
-    # HiveServer2 reads its bind address and port from these variables; the JVM started below inherits them.
+    # Trust model: HiveServer2 here has no authentication and runs any SQL a client sends (writes, and
+    # java_method, included): it is for this machine's BI tools and beeline, so it binds to loopback unless
+    # --expose says otherwise. HiveServer2 reads its bind address and port from these variables.
+    _loopback_only(args)
     os.environ["HIVE_SERVER2_THRIFT_BIND_HOST"] = args.host
     os.environ["HIVE_SERVER2_THRIFT_PORT"] = str(args.port)
     session = spark()

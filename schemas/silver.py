@@ -40,6 +40,9 @@ DOCUMENTS = TableContract(
         Column("extract_error", StringType(), "why the text is empty (empty payload, binary payload, …); NULL when fine"),
         Column("source_file", StringType(), "WARC/ARC file of the record", False),
         Column("source_offset", LongType(), "byte offset of the record in that file", False),
+        Column("body_truncated", BooleanType(), "the body, its content coding (gzip, deflate, br) undone, passed "
+                                                "5 MiB and was cut there (a huge page or a decompression bomb); "
+                                                "NULL in rows written before this column"),
     ),
     partition_by=("crawl",),
     # No statistics over text and title: long strings, useless for data skipping, costly to collect.

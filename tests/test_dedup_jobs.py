@@ -24,7 +24,7 @@ def documents(spark, rows, crawl="C1"):
         url = r[2] if len(r) > 2 else f"https://site.example/{doc_id}"
         date = T0 + timedelta(minutes=r[3] if len(r) > 3 else 0)
         out.append((doc_id, crawl, url, "site.example", date, None, text, "en", 0.9, len(text), len(text.split()),
-                    "utf-8", "test", None, "f.warc.gz", 0))
+                    "utf-8", "test", None, "f.warc.gz", 0, False))
     return spark.createDataFrame(out, silver.DOCUMENTS.schema)
 
 

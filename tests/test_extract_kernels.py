@@ -10,6 +10,7 @@ import pytest
 
 from udfs import heuristics as H
 from udfs.extract import decode_html, extract_html, http_body, looks_binary, trim_fringe
+from udfs.warc import MAX_PAYLOAD_BYTES
 from udfs.lang import SCREEN_CHARS, SURE, detect_languages, lid_model_path, load_fasttext, prepare
 
 ARTICLE = ("<html><head><title>Weather</title></head><body><nav>Home | News | Contact</nav><article>"
@@ -56,12 +57,44 @@ def test_empty_payload():
 
 
 def test_content_encoding_and_chunking_are_undone():
+    import brotli
+
     body = ARTICLE.encode()
-    assert http_body(gzip.compress(body), None, "gzip") == body
-    assert http_body(zlib.compress(body), None, "deflate") == body
+    assert http_body(gzip.compress(body), None, "gzip") == (body, False)
+    assert http_body(zlib.compress(body), None, "deflate") == (body, False)
+    assert http_body(zlib.compress(body)[2:-4], None, "deflate") == (body, False)          # raw deflate
+    assert http_body(brotli.compress(body), None, "br") == (body, False)
     chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
-    assert http_body(chunked, "chunked", None) == body
-    assert http_body(b"not gzip", None, "gzip") == b"not gzip"
+    assert http_body(chunked, "chunked", None) == (body, False)
+    assert http_body(b"not gzip", None, "gzip") == (b"not gzip", False)
+    assert http_body(gzip.compress(body), None, "gzip", max_bytes=len(body)) == (body, False)  # exactly the cap
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_decompression_bombs_stop_at_the_cap(encoding):
+    """A few kilobytes that inflate to a gigabyte: decoding stops at the cap and says it cut the body,
+    without the gigabyte ever being in memory (the cap is 5 MiB; a 1 GiB bytes object would be noticed)."""
+    import resource
+
+    import brotli
+
+    gib = 1 << 30
+    if encoding == "br":
+        bomb = brotli.compress(b"<p>" + b"a" * (64 << 20))                       # 64 MiB of one letter
+    else:
+        z = zlib.compressobj(9, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+        block = b"\0" * (1 << 20)
+        bomb = b"".join(z.compress(block) for _ in range(gib // len(block))) + z.flush()
+    assert len(bomb) < 2 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    body, cut = http_body(bomb, None, encoding)
+    assert cut and len(body) == MAX_PAYLOAD_BYTES
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 << 10         # KiB: < 200 MiB more
+    small, cut = http_body(bomb, None, encoding, max_bytes=1000)
+    assert cut and len(small) == 1000
+    doc = extract_html(gzip.compress(b"<html><body><p>" + b"Readable words here. " * 400_000 + b"</p></body></html>"),
+                       "utf-8", content_encoding="gzip")
+    assert doc.truncated and doc.error is None and 0 < len(doc.text) <= MAX_PAYLOAD_BYTES
 
 
 def test_fifty_megabyte_page():

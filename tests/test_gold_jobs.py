@@ -28,7 +28,7 @@ def write(spark, home, contract, rows, condition="true"):
 
 def doc(doc_id, text, language="en", score=0.9):
     return (doc_id, "C1", f"https://e.example/{doc_id}", "e.example", T0, None, text, language, score, len(text),
-            len(text.split()), "utf-8", "test", None, "f", 0)
+            len(text.split()), "utf-8", "test", None, "f", 0, False)
 
 
 def heur(doc_id, text):
@@ -85,8 +85,16 @@ def test_missing_family_is_a_drop_reason_even_when_every_row_is_missing(spark, l
 
 @pytest.mark.parametrize("where,message", [
     ("h.no_such_column > 1", "predicate broken: .*no_such_column"),
-    ("d.word_count >>> 3", "predicate broken:"),
+    ("d.word_count = = 3", "predicate broken: .*PARSE_SYNTAX_ERROR"),
     ("d.word_count + 1", "predicate broken: `where` must be a condition"),
+    # hostile predicates: only deterministic functions of the signal columns run
+    ("java_method('java.lang.System', 'exit', 0) IS NULL", "predicate broken: java_method is not allowed"),
+    ("reflect('java.lang.Thread', 'sleep', 100000L) IS NULL", "predicate broken: reflect is not allowed"),
+    ("d.doc_id IN (SELECT doc_id FROM silver.documents)", "predicate broken: subquery is not allowed"),
+    ("EXISTS (SELECT 1 FROM gold.corpus) OR d.word_count > 0", "predicate broken: subquery is not allowed"),
+    ("rand() < 0.5 AND LOWER(d.language) = 'en'", "predicate broken: rand is not allowed"),
+    ("raise_error('boom') IS NULL", "predicate broken: raise_error is not allowed"),
+    ("`java_method`('java.lang.System', 'exit', 0) IS NULL /* quoted */", "predicate broken: java_method is not allowed"),
 ])
 def test_invalid_recipes_fail_before_any_data_is_read(spark, tmp_path, where, message):
     home = str(tmp_path / "empty-lakehouse")          # no tables at all: any data access would fail differently
@@ -94,6 +102,15 @@ def test_invalid_recipes_fail_before_any_data_is_read(spark, tmp_path, where, me
     with pytest.raises(RecipeError, match=message):
         select_corpus.run(spark, select_corpus.Config(home=home, recipe=path))
     assert not os.path.exists(os.path.join(home, "gold"))
+
+
+def test_allowed_functions_pass_the_check(spark):
+    from jobs.gold.recipe import ALLOWED_FUNCTIONS
+
+    called = select_corpus.called_functions(
+        spark, "coalesce(h.word_count, 0) >= 50 AND lower(d.language) = 'en' AND CAST(d.char_count AS double) > abs(-1)")
+    assert sorted(called) == ["abs", "coalesce", "lower"] and set(called) <= ALLOWED_FUNCTIONS
+    assert select_corpus.called_functions(spark, "d.word_count > 3 AND d.language IN ('en', 'de')") == []
 
 
 def test_same_recipe_and_inputs_give_the_same_corpus(spark, lake):

@@ -18,6 +18,8 @@ import zlib
 from dataclasses import dataclass
 from importlib.metadata import version
 
+from udfs.warc import MAX_PAYLOAD_BYTES
+
 EXTRACTORS = ("resiliparse", "trafilatura")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
@@ -33,6 +35,7 @@ class Extracted:
     text: str
     charset: str | None
     error: str | None = None
+    truncated: bool = False          # the decoded body passed max_body_bytes and was cut there
 
 
 def extractor_version(name: str) -> str:
@@ -45,28 +48,41 @@ def extractor_version(name: str) -> str:
 
 # ------------------------------------------------------------------------------------------ bytes
 
-def http_body(payload: bytes, transfer_encoding: str | None, content_encoding: str | None) -> bytes:
-    """Undo chunked transfer coding and gzip/deflate/br content coding, when the stored body has them.
-    Crawlers (Common Crawl among them) usually store decoded bodies; a failed decode keeps the bytes."""
+def http_body(payload: bytes, transfer_encoding: str | None, content_encoding: str | None,
+              max_bytes: int = MAX_PAYLOAD_BYTES) -> tuple[bytes, bool]:
+    """Undo chunked transfer coding and gzip/deflate/br content coding, when the stored body has them; returns
+    the body and whether it was cut at `max_bytes`. Decompression never produces more than `max_bytes` (a
+    6 KB gzip bomb would otherwise inflate to gigabytes); a body stored without content coding is returned
+    as it is (ingest's max_payload_bytes bounds it). Crawlers (Common Crawl among them) usually store
+    decoded bodies; a failed decode keeps the stored bytes."""
     body = payload
     if transfer_encoding and "chunked" in transfer_encoding:
         body = _dechunk(body)
     enc = (content_encoding or "").strip().lower()
     try:
         if enc in ("gzip", "x-gzip") and body[:2] == b"\x1f\x8b":
-            body = zlib.decompressobj(31).decompress(body)
-        elif enc == "deflate":
+            return _inflate(body, 31, max_bytes)
+        if enc == "deflate":
             try:
-                body = zlib.decompress(body)
+                return _inflate(body, 15, max_bytes)
             except zlib.error:
-                body = zlib.decompress(body, -15)
-        elif enc == "br":
+                return _inflate(body, -15, max_bytes)
+        if enc == "br":
             import brotli
 
-            body = brotli.decompress(body)
+            d = brotli.Decompressor()
+            out = d.process(body, output_buffer_limit=max_bytes)
+            return out[:max_bytes], len(out) >= max_bytes and not d.is_finished()
     except Exception:
-        return payload
-    return body
+        return payload, False
+    return body, False                 # stored as it is: ingest's max_payload_bytes already bounds it
+
+
+def _inflate(data: bytes, wbits: int, max_bytes: int) -> tuple[bytes, bool]:
+    """zlib/gzip/raw deflate, at most max_bytes out; cut when more would have followed."""
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(data, max_bytes)
+    return out, bool(d.unconsumed_tail) or (len(out) >= max_bytes and not d.eof)
 
 
 def _dechunk(data: bytes) -> bytes:
@@ -166,20 +182,20 @@ def _trafilatura(html: str) -> tuple[str | None, str]:
 def extract_html(payload: bytes, declared_charset: str | None = None, content_encoding: str | None = None,
                  transfer_encoding: str | None = None, extractor: str = "resiliparse") -> Extracted:
     """One HTML payload -> title, main text and the charset used. Never raises: problems go in .error."""
-    body = http_body(payload or b"", transfer_encoding, content_encoding)
+    body, cut = http_body(payload or b"", transfer_encoding, content_encoding)
     if not body or body.isspace():     # no stripped copy of the whole page
-        return Extracted(None, "", None, "empty payload")
+        return Extracted(None, "", None, "empty payload", cut)
     if looks_binary(body):
-        return Extracted(None, "", None, "binary payload")
+        return Extracted(None, "", None, "binary payload", cut)
     try:
         html, charset = decode_html(body, declared_charset)
     except Exception as exc:
-        return Extracted(None, "", None, f"decode: {type(exc).__name__}: {exc}"[:500])
+        return Extracted(None, "", None, f"decode: {type(exc).__name__}: {exc}"[:500], cut)
     try:
         title, text = (_resiliparse if extractor == "resiliparse" else _trafilatura)(html)
     except Exception as exc:
-        return Extracted(None, "", charset, f"extract: {type(exc).__name__}: {exc}"[:500])
-    return Extracted(title[:1000] if title else None, text.strip(), charset)
+        return Extracted(None, "", charset, f"extract: {type(exc).__name__}: {exc}"[:500], cut)
+    return Extracted(title[:1000] if title else None, text.strip(), charset, None, cut)
 
 
 def documents_from_records(records, extractor: str, extractor_label: str, langid_max_chars: int) -> dict[str, list]:
@@ -221,6 +237,7 @@ def documents_from_records(records, extractor: str, extractor_label: str, langid
         "charset": [r.charset for r in results],
         "extractor": [extractor_label] * len(texts),
         "extract_error": [r.error for r in results],
+        "body_truncated": [r.truncated for r in results],
         "source_file": cols["source_file"],
         "source_offset": cols["source_offset"],
     }

@@ -28,9 +28,14 @@ _CRAWL_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _READ_CHUNK = 1 << 20
 
 
+# Common Crawl itself truncates at 1 MiB; 5 MiB keeps long pages whole. Also the cap on a body once its
+# content coding is undone (udfs/extract.py): no page is worth more, and a decompression bomb stops there.
+MAX_PAYLOAD_BYTES = 5 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class ReadOptions:
-    max_payload_bytes: int = 5 * 1024 * 1024   # Common Crawl itself truncates at 1 MiB; 5 MiB keeps long pages whole
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
     crawl: str | None = None                   # overrides the crawl id found in the file
 
     def __post_init__(self) -> None:

@@ -21,6 +21,7 @@ from jobs.runtime import tables
 from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.tracking import job_run
 from schemas import bronze
+from udfs.warc import MAX_PAYLOAD_BYTES
 
 COUNT_KEYS = ("responses", "html", "non_html", "non_http_skipped", "errors")
 ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
@@ -33,7 +34,7 @@ class Config(JobConfig):
                                      flag="--input", metavar="PATH")
     crawl: str | None = option(None, "crawl id for these files (default: warcinfo isPartOf, else CC-MAIN-* in "
                                      "the path)")
-    max_payload_bytes: int = option(5 * 1024 * 1024, "keep at most this many bytes of each body; longer ones are "
+    max_payload_bytes: int = option(MAX_PAYLOAD_BYTES, "keep at most this many bytes of each body; longer ones are "
                                                      "flagged truncated")
     force: bool = option(False, "read files again that were already ingested (replaces their rows)")
 

@@ -43,6 +43,21 @@ _STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _COLUMN = re.compile(r"\b([a-z])\.([A-Za-z_][A-Za-z0-9_]*)\b")
 
 
+# What a predicate may call: deterministic functions of the row's own signal values. Anything else (a
+# subquery over other tables, java_method/reflect, UDFs, randomness, side effects such as raise_error) is
+# refused before any data is read, naming the function. Operators (AND, =, +, IN, LIKE, CASE, CAST, IS NULL)
+# are syntax, not functions, and always allowed.
+ALLOWED_FUNCTIONS = frozenset("""
+abs ceil ceiling floor round bround sqrt cbrt exp expm1 ln log log2 log10 log1p pow power sign signum mod pmod
+greatest least coalesce nvl nvl2 ifnull nullif isnull isnotnull isnan nanvl if iff
+length char_length character_length octet_length lower upper lcase ucase substr substring left right trim
+ltrim rtrim startswith endswith contains instr locate position concat concat_ws replace regexp_like rlike
+regexp_extract regexp_replace like ilike split size cardinality array_contains element_at array map_keys
+map_values array_size double float int bigint smallint tinyint string boolean decimal try_cast
+year month dayofmonth to_date datediff date_diff
+""".split())
+
+
 class RecipeError(ValueError):
     """A recipe that cannot run: the message names the recipe and the predicate."""
 
