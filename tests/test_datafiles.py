@@ -162,6 +162,7 @@ def _silver_adds(home: str, table: str) -> list[dict]:
     return adds
 
 
+@pytest.mark.slow          # two lakehouses through ingest, extract and heuristics: about a minute
 def test_silver_tables_written_by_the_workers_equal_spark_writes(spark, tmp_path, crawl):
     """extract and heuristics on a local lakehouse: the workers write silver's data files (pyarrow's
     Parquet); with deletion vectors on the silver tables Spark writes them. Equal tables and counts after

@@ -10,6 +10,7 @@ import pytest
 
 from jobs.classifiers import classify_quality, train_quality
 from jobs.gold import export_shards, select_corpus
+from jobs.gold import recipe as R
 from jobs.gold.recipe import RecipeError
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig
@@ -111,6 +112,8 @@ def test_allowed_functions_pass_the_check(spark):
         spark, "coalesce(h.word_count, 0) >= 50 AND lower(d.language) = 'en' AND CAST(d.char_count AS double) > abs(-1)")
     assert sorted(called) == ["abs", "coalesce", "lower"] and set(called) <= ALLOWED_FUNCTIONS
     assert select_corpus.called_functions(spark, "d.word_count > 3 AND d.language IN ('en', 'de')") == []
+    for name in R.shipped_recipes():                      # every shipped recipe passes its own check
+        select_corpus.validate(spark, R.load(name))
 
 
 def test_same_recipe_and_inputs_give_the_same_corpus(spark, lake):

@@ -54,8 +54,8 @@ length char_length character_length octet_length lower upper lcase ucase substr 
 ltrim rtrim startswith endswith contains instr locate position concat concat_ws replace regexp_like rlike
 regexp_extract regexp_replace like ilike split size cardinality array_contains element_at array map_keys
 map_values array_size double float int bigint smallint tinyint string boolean decimal try_cast
-year month dayofmonth to_date datediff date_diff
-""".split())
+year month dayofmonth to_date datediff date_diff extract between
+""".split())                  # BETWEEN and EXTRACT(... FROM ...) are syntax that Spark parses as functions
 
 
 class RecipeError(ValueError):
