@@ -71,9 +71,20 @@ def test_extract_killed_midway_then_rerun_equals_uninterrupted(spark, tmp_path):
     assert caught_midway, "extract finished or failed before it could be interrupted"
     assert _commits(docs_dir) <= 1          # nothing of the killed write was committed
 
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{interrupted}/mlflow.db")
+    (exp,) = [e for e in client.search_experiments() if e.name == "lakesift"]
+    killed = client.search_runs([exp.experiment_id], "tags.`lakesift.job` = 'extract_documents'")
+    assert [r.info.status for r in killed] == ["RUNNING"]           # its process died with the run open
+
     _ingest_and_extract(spark, interrupted, warc)          # the rerun (ingest skips the file: already there)
     got, want = _silver_checksums(spark, interrupted), _silver_checksums(spark, reference)
     assert got == want and want["silver.documents"].n == 2000
+    before = client.get_run(killed[0].info.run_id)         # the next job closed the abandoned run
+    assert before.info.status == "KILLED" and before.data.tags["lakesift.error"].startswith("abandoned: process")
+    statuses = {r.info.status for r in client.search_runs([exp.experiment_id], "")}
+    assert statuses == {"FINISHED", "KILLED"}
 
 
 def test_ingest_and_extract_of_another_crawl_at_the_same_time(spark, tmp_path):

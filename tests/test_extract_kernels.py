@@ -39,6 +39,19 @@ def test_wrong_declared_charset_falls_back_to_meta():
     assert doc.charset == "iso8859-1" and "Grüße aus München" in doc.text
 
 
+def test_a_declared_wide_charset_needs_the_bytes_to_agree():
+    """UTF-8 bytes declared UTF-16 decode without error as UTF-16 (into CJK-looking garbage): such a
+    declaration is passed over unless a byte-order mark or the NUL pattern of wide text backs it."""
+    page = "<html><body><p>Grüße aus Köln, where the river runs past the old town.</p></body></html>"
+    for declared in ("utf-16", "UTF-16LE", "utf-32"):
+        text, codec = decode_html(page.encode("utf-8"), declared)
+        assert text == page and codec == "utf-8", declared
+    assert decode_html(page.encode("utf-16"), "utf-16") == (page, "utf-16")              # with a BOM
+    assert decode_html(page.encode("utf-16-le"), "utf-16-le") == (page, "utf-16-le")     # NUL pattern, no BOM
+    doc = extract_html(page.encode("utf-8"), "utf-16")
+    assert doc.charset == "utf-8" and "Köln" in doc.text
+
+
 def test_missing_charset_is_detected():
     html = "<html><body><p>Ceci est une phrase française avec des accents: été, déjà, où, garçon.</p></body></html>"
     text, codec = decode_html(html.encode("cp1252"), None)

@@ -175,6 +175,8 @@ def test_parse_content_type():
     assert parse_content_type('Text/HTML; Charset="UTF-8"') == ("text/html", "utf-8")
     assert parse_content_type(None) == (None, None)
     assert parse_content_type("application/pdf") == ("application/pdf", None)
+    assert parse_content_type("text/html; charset=" + "x" * 10_000) == ("text/html", None)      # not a charset name
+    assert parse_content_type("text/html; charset=" + "x" * 40) == ("text/html", "x" * 40)
 
 
 def test_is_html_by_declaration_and_sniffing():

@@ -119,10 +119,27 @@ def _codec(name: str | None) -> str | None:
         return None
 
 
+_WIDE_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _wide_plausible(codec: str, body: bytes) -> bool:
+    """A declared UTF-16/UTF-32 is believed only where the bytes look like it: a byte-order mark, or the NUL
+    bytes such text of mostly ASCII markup has (every second, or three of four, byte). Almost any byte
+    string of even length decodes as UTF-16, so decoding without an error proves nothing: a UTF-8 page
+    declared UTF-16 would become CJK-looking garbage."""
+    if not codec.startswith(("utf-16", "utf-32")):
+        return True
+    if body.startswith(_WIDE_BOMS):
+        return True
+    head = body[:4096]
+    return head.count(0) >= len(head) // (4 if codec.startswith("utf-16") else 2)
+
+
 def decode_html(body: bytes, declared_charset: str | None) -> tuple[str, str]:
-    """(text, codec used). Declared charset, then <meta>, then detection; invalid bytes become U+FFFD."""
+    """(text, codec used). Declared charset, then <meta>, then detection; invalid bytes become U+FFFD. A
+    declared wide encoding that the bytes contradict is passed over (_wide_plausible)."""
     for candidate in (_codec(declared_charset), _meta_codec(body)):
-        if candidate:
+        if candidate and _wide_plausible(candidate, body):
             try:
                 return body.decode(candidate), candidate
             except (UnicodeDecodeError, LookupError):

@@ -73,8 +73,12 @@ def is_html(content_type: str | None, payload_head: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html")) or (content_type is None and b"<html" in head)
 
 
+MAX_CHARSET = 40        # characters: RFC 2978 caps IANA charset names at 40
+
+
 def parse_content_type(value: str | None) -> tuple[str | None, str | None]:
-    """'Text/HTML; charset="UTF-8"' -> ('text/html', 'utf-8')."""
+    """'Text/HTML; charset="UTF-8"' -> ('text/html', 'utf-8'). A charset longer than any registered name
+    (MAX_CHARSET) is not one: it is dropped, never stored."""
     if not value:
         return None, None
     parts = value.split(";")
@@ -84,7 +88,7 @@ def parse_content_type(value: str | None) -> tuple[str | None, str | None]:
         k, _, v = p.partition("=")
         if k.strip().lower() == "charset":
             charset = v.strip().strip("'\"").lower() or None
-    return mime, charset
+    return mime, (charset if charset and len(charset) <= MAX_CHARSET else None)
 
 
 def open_stream(path: str) -> BinaryIO:

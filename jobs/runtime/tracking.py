@@ -12,6 +12,7 @@ import contextvars
 import fcntl
 import os
 import re
+import socket
 import subprocess
 import tempfile
 import time
@@ -172,11 +173,43 @@ class JobRun:
             self.client.set_tag(self.run_id, k, str(v))
 
 
+def _process_id(pid: int) -> str | None:
+    """host:pid:start-time of a process of this machine (the start time tells a reused pid apart); None when
+    there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            start = fh.read().rsplit(b")", 1)[1].split()[19].decode()      # field 22, after the command name
+    except (OSError, IndexError):
+        return None
+    return f"{socket.gethostname()}:{pid}:{start}"
+
+
+def close_abandoned_runs(client, experiment_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs that a process of this machine opened and that ended without closing
+    them (kill -9, a lost machine power): the MLflow UI then shows what happened. Every job does this when it
+    starts (one search for RUNNING runs); returns the run ids closed."""
+    host, closed = socket.gethostname(), []
+    for run in client.search_runs([experiment_id], f"attributes.status = 'RUNNING' and tags.`{PROCESS_TAG}` LIKE '{host}:%'",
+                                  max_results=1000):
+        owner = run.data.tags[PROCESS_TAG]
+        if _process_id(int(owner.split(":")[1])) != owner:
+            client.set_tag(run.info.run_id, "lakesift.error", f"abandoned: process {owner} ended without closing the run")
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+    return closed
+
+
+PROCESS_TAG = "lakesift.process"
+
+
 @contextlib.contextmanager
 def job_run(cfg: JobConfig, job: str, **tags: str) -> Iterator[JobRun]:
     """Open an MLflow run for `job`; child of the enclosing job run, if any; FAILED if the body raises."""
     client, experiment_id = client_and_experiment(cfg)
+    close_abandoned_runs(client, experiment_id)
     run_tags = {"lakesift.job": job, "lakesift.code_version": code_version(), **{k: str(v) for k, v in tags.items()}}
+    if _process_id(os.getpid()):                  # Linux: lets a later job tell an abandoned run from a live one
+        run_tags[PROCESS_TAG] = _process_id(os.getpid())
     parent = _parent_run.get()
     if parent:
         run_tags["mlflow.parentRunId"] = parent
