@@ -4,6 +4,7 @@ arguments and `run(args, cfg, spark)` for its work; jobs/cli.py wires them with 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -156,7 +157,28 @@ def _ui(args, cfg, spark) -> int:
     if artifact_root(cfg):
         cmd += ["--default-artifact-root", artifact_root(cfg)]
     print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
-    return subprocess.call(cmd)
+    return _serve_until_stopped(cmd)
+
+
+def _serve_until_stopped(cmd: list[str]) -> int:
+    """Run a server (and the workers it starts) in a process group of its own, and stop that whole group when
+    this process is stopped: SIGTERM or Ctrl-C to `lakesift ui` never leaves a server listening."""
+    import signal
+
+    proc = subprocess.Popen(cmd, start_new_session=True)
+
+    def stop(*_):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    try:
+        return proc.wait()
+    finally:
+        stop()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=20)
 
 
 def _serve_sql(args, cfg, spark) -> int:

@@ -267,5 +267,15 @@ def test_mlflow_ui_serves_the_demo_runs(demo):
             dom = subprocess.run([*flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
             assert "lakesift" in dom and f">{runs[0]['info']['run_name']}<" in dom and "matching runs" in dom
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        server.send_signal(signal.SIGTERM)            # `lakesift ui` alone: it must take its MLflow server down
         server.wait(timeout=30)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(base, timeout=2)
+        except OSError:
+            break                                     # nothing listens any more
+        time.sleep(0.5)
+    else:
+        os.killpg(server.pid, signal.SIGKILL)
+        raise AssertionError("the MLflow server kept serving after `lakesift ui` was stopped")
