@@ -167,6 +167,7 @@ def test_mlflow_run_records_config_counts_and_versions(spark, home, shared_data)
     assert run.data.params["wrote.bronze.warc_records"] == str(tables.table_version(spark, ingest_warc.Config(home=home, inputs=("x",)), bronze.WARC_RECORDS))
 
 
+@pytest.mark.slow          # ingest and extract twice: in the slow tier with the other determinism checks
 def test_extract_is_deterministic(spark, home, shared_data):
     ingest(spark, home, shared_data / "warc" / "warcfile.warc.gz", shared_data / "warc" / "sample-0000.warc.gz")
     extract(spark, home)

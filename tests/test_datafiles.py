@@ -40,6 +40,7 @@ def crawl(tmp_path, shared_data):
     return [a, b, shared_data / "warc" / "warcfile.warc.gz", shared_data / "warc" / "aut-example.arc.gz"]
 
 
+@pytest.mark.slow          # two lakehouses of real crawls, compared: the slow tier keeps make test-fast under 5 minutes
 def test_workers_write_the_table_spark_writes(spark, tmp_path, crawl):
     """The same files ingested by the workers' writer and, for a table with deletion vectors (which only
     Spark may write), by Spark's: equal rows; per-file statistics that count the rows and that Delta skips

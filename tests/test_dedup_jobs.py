@@ -179,6 +179,7 @@ def test_incremental_global_dedup_equals_a_full_run(spark, tmp_path):
     assert {cid for cid, _, _ in shared} == {f"A-shared-{j}" for j in range(5)}
 
 
+@pytest.mark.slow          # a whole dedup twice: in the slow tier with the other determinism checks
 def test_rerun_gives_identical_outputs(spark, home):
     docs = _corpus(spark, 5, "R", 0)
     _write_documents(spark, home, docs, "R")
