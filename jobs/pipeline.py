@@ -204,9 +204,10 @@ def step_key(spark, client, step: Step) -> str:
         v = getattr(step.cfg, f.name)
         values += list(v) if isinstance(v, tuple) else [v]
     strings = sorted({v for v in values if isinstance(v, str)})
+    files = {s: _file_state(s) for s in strings}
     key = {"stage": step.stage.name, "config": step.cfg.mlflow_params(),
            "tables": _versions(spark, step.cfg, step.stage.reads),
-           "files": {s: _file_state(s) for s in strings if _file_state(s) is not None},
+           "files": {s: state for s, state in files.items() if state is not None},
            "models": {s: _model_version(client, s) for s in strings if s.startswith("models:/")}}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:32]
 

@@ -208,8 +208,9 @@ def job_run(cfg: JobConfig, job: str, **tags: str) -> Iterator[JobRun]:
     client, experiment_id = client_and_experiment(cfg)
     close_abandoned_runs(client, experiment_id)
     run_tags = {"lakesift.job": job, "lakesift.code_version": code_version(), **{k: str(v) for k, v in tags.items()}}
-    if _process_id(os.getpid()):                  # Linux: lets a later job tell an abandoned run from a live one
-        run_tags[PROCESS_TAG] = _process_id(os.getpid())
+    process = _process_id(os.getpid())
+    if process:                                   # Linux: lets a later job tell an abandoned run from a live one
+        run_tags[PROCESS_TAG] = process
     parent = _parent_run.get()
     if parent:
         run_tags["mlflow.parentRunId"] = parent
