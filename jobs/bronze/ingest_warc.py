@@ -80,8 +80,8 @@ def _expand_remote(url: str) -> list[str]:
 
 
 def with_file_summary(path: str, rows):
-    """The reader's response and error rows, then one 'file' row counting every outcome of the file
-    (non-HTTP records are only counted)."""
+    """The reader's response and error rows, then one 'file' row counting them and the non-HTTP responses
+    (which are only counted; the other record types, warcinfo, request, metadata…, are not responses)."""
     counts = dict.fromkeys(COUNT_KEYS, 0)
     for row in rows:
         kind = row["kind"]
@@ -92,7 +92,7 @@ def with_file_summary(path: str, rows):
         elif kind == "error":
             counts["errors"] += 1
             yield row
-        else:
+        elif kind == "skipped":
             counts["non_http_skipped"] += 1
     yield {"kind": "file", "source_file": path, **{f"n_{k}": v for k, v in counts.items()}}
 
