@@ -56,9 +56,28 @@ INGEST_ERRORS = TableContract(
         Column("source_file", StringType(), "the file as given to ingest", False),
         Column("source_offset", LongType(), "byte offset where the problem starts; NULL when the file could not be opened"),
         Column("record_id", StringType(), "WARC-Record-ID when the record header was readable"),
-        Column("error_class", StringType(), "FileNotFound, ReadError, UnrecognisedFormat, CorruptBytes, CorruptGzip, TruncatedRecord, MissingContentLength, BadContentLength, ContentLengthMismatch, OversizedHeader, OversizedRecord, MalformedRecord, MalformedHttp (udfs/warc.py)", False),
+        Column("error_class", StringType(), "FileNotFound, ReadError, UnrecognisedFormat, CorruptBytes, CorruptGzip, TruncatedRecord, MissingContentLength, BadContentLength, ContentLengthMismatch, OversizedHeader, OversizedRecord, MalformedRecord, MalformedHttp (udfs/warc.py); DuplicateRecordId (ingest: the id was ingested with another payload)", False),
         Column("message", StringType(), "what went wrong, for a person", False),
     ),
 )
 
-TABLES = (WARC_RECORDS, INGEST_ERRORS)
+INGEST_FILES = TableContract(
+    layer="bronze",
+    name="ingest_files",
+    comment="One row per crawl file ingest saw: its content digest, what it held, or the file it copies.",
+    columns=(
+        Column("source_file", StringType(), "the file (symlinks resolved, absolute path or URL)", False),
+        Column("file_digest", StringType(), "sha256:<hex> of the file's bytes; NULL when it could not be read"),
+        Column("size_bytes", LongType(), "file size; NULL when it could not be read"),
+        Column("duplicate_of", StringType(), "the file ingested earlier with the same digest: this copy was not read"),
+        Column("responses", LongType(), "HTTP response records read into bronze.warc_records", False),
+        Column("html", LongType(), "of which HTML", False),
+        Column("non_http_skipped", LongType(), "response records that are not HTTP (dns:, …): counted, not stored", False),
+        Column("errors", LongType(), "rows in bronze.ingest_errors", False),
+        Column("duplicate_records", LongType(), "records whose WARC-Record-ID was ingested from another file first "
+                                                "(same payload: dropped; another payload: an error row)", False),
+        Column("ingested_at", TimestampType(), "when ingest read (or skipped) the file, UTC", False),
+    ),
+)
+
+TABLES = (WARC_RECORDS, INGEST_ERRORS, INGEST_FILES)

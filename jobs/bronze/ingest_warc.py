@@ -3,8 +3,13 @@
 Reads   crawl files: local paths, directories (recursively), globs, s3:// https:// dbfs:/ URLs
 Writes  bronze.warc_records   the responses of the files ingested
         bronze.ingest_errors  what could not be read: file, offset, error class, message
+        bronze.ingest_files   one row per file: sha256 digest, counts, or the earlier file it copies
 Re-run  a file already ingested is skipped and adds no rows; --force reads it again and replaces its
         rows in both tables (one atomic Delta commit per table).
+Copies  a file is known by its content: symlinks are resolved, and a file whose sha256 was ingested
+        under another path (or earlier in the same run) is reported and not read. A record is known by
+        its WARC-Record-ID: one already in bronze from another file is dropped (same payload) or becomes a
+        DuplicateRecordId error row (another payload), so bronze never holds an id twice.
 Reading is a kernel over batches of file paths; tables.rewrite decides how bronze is written (on a local
 lakehouse the workers write the Parquet data files as they read: the pages never pass through the JVM).
 """
@@ -23,7 +28,7 @@ from jobs.runtime.tracking import job_run
 from schemas import bronze
 from udfs.warc import MAX_PAYLOAD_BYTES
 
-COUNT_KEYS = ("responses", "html", "non_html", "non_http_skipped", "errors")
+COUNT_KEYS = ("responses", "html", "non_html", "non_http_skipped", "errors", "duplicate_records")
 ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
 DERIVED_SUFFIXES = (".wet.gz", ".wat.gz", ".wet", ".wat")   # Common Crawl's text/metadata files hold no responses
 
@@ -47,8 +52,9 @@ class Config(JobConfig):
 
 
 def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
-    """Files to read, in a stable order. Directories are walked for WARC/ARC files (WET/WAT skipped);
-    globs are expanded; a path that matches nothing is kept, so it becomes a FileNotFound error row."""
+    """Files to read, in a stable order, symlinks resolved (a link and its target are one file).
+    Directories are walked for WARC/ARC files (WET/WAT skipped); globs are expanded; a path that matches
+    nothing is kept, so it becomes a FileNotFound error row."""
     out: list[str] = []
     for item in inputs:
         if "://" in item and not item.startswith("file://"):
@@ -58,13 +64,13 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
         if os.path.isdir(path):
             for root, _, files in os.walk(path):
                 out.extend(
-                    os.path.abspath(os.path.join(root, f)) for f in files
+                    os.path.realpath(os.path.join(root, f)) for f in files
                     if f.endswith(ARCHIVE_SUFFIXES) and not f.endswith(DERIVED_SUFFIXES)
                 )
         elif any(ch in path for ch in "*?["):
-            out.extend(os.path.abspath(p) for p in glob.glob(path, recursive=True) if os.path.isfile(p))
+            out.extend(os.path.realpath(p) for p in glob.glob(path, recursive=True) if os.path.isfile(p))
         else:
-            out.append(os.path.abspath(path))
+            out.append(os.path.realpath(path))
     seen: set[str] = set()
     return [p for p in sorted(out) if not (p in seen or seen.add(p))]
 
@@ -81,11 +87,24 @@ def _expand_remote(url: str) -> list[str]:
 
 def with_file_summary(path: str, rows):
     """The reader's response and error rows, then one 'file' row counting them and the non-HTTP responses
-    (which are only counted; the other record types, warcinfo, request, metadata…, are not responses)."""
+    (which are only counted; the other record types, warcinfo, request, metadata…, are not responses).
+    A record id seen before in the file is dropped (same payload) or an error row (another payload)."""
     counts = dict.fromkeys(COUNT_KEYS, 0)
+    seen: dict[str, str] = {}
     for row in rows:
         kind = row["kind"]
         if kind == "response":
+            if row["record_id"] in seen:
+                if seen[row["record_id"]] == row["payload_digest"]:
+                    counts["duplicate_records"] += 1
+                    continue
+                row = {"kind": "error", "source_file": path, "source_offset": row["source_offset"],
+                       "record_id": row["record_id"], "error_class": "DuplicateRecordId",
+                       "message": "this WARC-Record-ID occurs earlier in the file with another payload"}
+                counts["errors"] += 1
+                yield row
+                continue
+            seen[row["record_id"]] = row["payload_digest"]
             counts["responses"] += 1
             counts["html" if row["is_html"] else "non_html"] += 1
             yield row
@@ -136,17 +155,124 @@ def _responses(rows, others: list):
 
 
 def earlier_rows(spark: SparkSession, cfg: Config, paths: list[str]) -> tuple[set[str], set[str]]:
-    """(files already ingested, files with ingest_errors rows) among `paths`. A file with records, or
-    with an error at a known offset, was ingested; one that could not be opened (offset NULL) is read
-    again next time: it may exist by then. Delta skips data files by their source_file statistics."""
+    """(files already ingested, files with ingest_errors rows) among `paths`. A file in bronze.ingest_files
+    with a digest (read, or a copy of another), or with records or an error at a known offset (lakehouses
+    older than ingest_files), was ingested; one that could not be opened is read again next time: it may
+    exist by then. Delta skips data files by their source_file statistics."""
     records = tables.read_table(spark, cfg, bronze.WARC_RECORDS).where(F.col("source_file").isin(paths))
     errors = tables.read_table(spark, cfg, bronze.INGEST_ERRORS).where(F.col("source_file").isin(paths))
+    seen = tables.read_table(spark, cfg, bronze.INGEST_FILES).where(
+        F.col("source_file").isin(paths) & F.col("file_digest").isNotNull())
     rows = (records.select("source_file", F.lit(True).alias("ingested"), F.lit(False).alias("error"))
             .unionByName(errors.select("source_file", F.col("source_offset").isNotNull().alias("ingested"),
                                        F.lit(True).alias("error")))
+            .unionByName(seen.select("source_file", F.lit(True).alias("ingested"), F.lit(False).alias("error")))
             .groupBy("source_file").agg(F.max("ingested").alias("ingested"), F.max("error").alias("error"))
             .collect())
     return {r.source_file for r in rows if r.ingested}, {r.source_file for r in rows if r.error}
+
+
+def file_digests(spark: SparkSession, paths: list[str]) -> dict[str, tuple[int | None, str | None]]:
+    """path -> (size, 'sha256:<hex>') of each file, hashed in Spark tasks (streamed, 1.1 GB/s a core);
+    (None, None) for a file that cannot be opened (the reader reports why)."""
+    def digest(batches):
+        import hashlib
+
+        import pyarrow as pa
+
+        from udfs.warc import open_stream
+
+        for batch in batches:
+            names, sizes, digests = batch.column("path").to_pylist(), [], []
+            for path in names:
+                h, size = hashlib.sha256(), 0
+                try:
+                    with open_stream(path) as fh:
+                        while chunk := fh.read(1 << 20):
+                            h.update(chunk)
+                            size += len(chunk)
+                except Exception:   # missing, unreadable, a directory: ingest reads it and says what is wrong
+                    sizes.append(None)
+                    digests.append(None)
+                    continue
+                sizes.append(size)
+                digests.append("sha256:" + h.hexdigest())
+            yield pa.RecordBatch.from_arrays([pa.array(names, pa.string()), pa.array(sizes, pa.int64()),
+                                              pa.array(digests, pa.string())], names=["path", "size", "digest"])
+
+    rows = (tables.one_task_each(spark, [(p,) for p in paths], "path string")
+            .mapInArrow(digest, "path string, size long, digest string").collect())
+    return {r.path: (r.size, r.digest) for r in rows}
+
+
+def copies_of(spark: SparkSession, cfg: Config, digests: dict[str, tuple[int | None, str | None]]) -> dict[str, str]:
+    """path -> the file with the same content that was ingested before (under another path), or that comes
+    first (by path) among these: the copy is not read."""
+    by_digest: dict[str, str] = {}
+    known = [d for _, d in digests.values() if d]
+    if known:
+        for r in (tables.read_table(spark, cfg, bronze.INGEST_FILES)
+                  .where(F.col("file_digest").isin(sorted(set(known))) & F.col("duplicate_of").isNull()
+                         & ~F.col("source_file").isin(sorted(digests)))
+                  .groupBy("file_digest").agg(F.min("source_file").alias("first")).collect()):
+            by_digest[r.file_digest] = r.first
+    copies = {}
+    for path in sorted(digests):
+        d = digests[path][1]
+        if d is None:
+            continue
+        if d in by_digest:
+            copies[path] = by_digest[d]
+        else:
+            by_digest[d] = path
+    return copies
+
+
+def duplicate_records(spark: SparkSession, cfg: Config, todo: list[str]):
+    """Rows of the files just read whose record_id bronze holds from another file (read earlier, or first
+    by path): source_file, record_id, source_offset, is_html, same_payload, first_file."""
+    from pyspark.sql import Window
+
+    records = tables.read_table(spark, cfg, bronze.WARC_RECORDS).select(
+        "record_id", "source_file", "source_offset", "is_html", "payload_digest")
+    new_ids = records.where(F.col("source_file").isin(todo)).select("record_id").distinct()
+    order = Window.partitionBy("record_id").orderBy(F.col("source_file").isin(todo), "source_file", "source_offset")
+    ranked = records.join(new_ids, "record_id", "left_semi").select(
+        "*", F.row_number().over(order).alias("rank"), F.first("payload_digest").over(order).alias("first_digest"),
+        F.first("source_file").over(order).alias("first_file"))
+    return ranked.where("rank > 1").select("source_file", "record_id", "source_offset", "is_html",
+                                           (F.col("payload_digest") == F.col("first_digest")).alias("same_payload"),
+                                           "first_file")
+
+
+def drop_duplicate_records(spark: SparkSession, cfg: Config, todo: list[str], per_file: dict) -> tuple[list[tuple], int | None]:
+    """Remove from bronze the records of `todo` whose id came first from another file, adjust `per_file`
+    and return (DuplicateRecordId error rows for those with another payload, the version written or None)."""
+    from delta.tables import DeltaTable
+
+    dups = duplicate_records(spark, cfg, todo)
+    counted = dups.groupBy("source_file").agg(
+        F.count(F.lit(1)).alias("n"), F.sum(F.col("is_html").cast("long")).alias("html"),
+        F.sum(F.col("same_payload").cast("long")).alias("same")).collect()
+    if not counted:
+        return [], None
+    errors = [(r.source_file, r.source_offset, r.record_id, "DuplicateRecordId",
+               f"this WARC-Record-ID was ingested from {r.first_file} with another payload")
+              for r in dups.where("NOT same_payload").collect()]
+    for r in counted:
+        c = per_file[r.source_file]
+        c["responses"] -= r.n
+        c["html"] -= r.html
+        c["non_html"] -= r.n - r.html
+        c["duplicate_records"] += r.same
+        c["errors"] += r.n - r.same
+    name = tables.ensure_table(spark, cfg, bronze.WARC_RECORDS)
+    doomed = dups.select("source_file", "record_id")    # Delta pins the snapshot this source reads
+    tables.with_conflict_retry(
+        lambda: DeltaTable.forName(spark, name).alias("t").merge(
+            doomed.alias("d"), "t.source_file = d.source_file AND t.record_id = d.record_id").whenMatchedDelete().execute(),
+        f"drop duplicate records from {bronze.WARC_RECORDS.fullname}")
+    return errors, tables.latest_version(spark, name)
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:
@@ -154,25 +280,52 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         paths = expand_inputs(cfg.inputs)
         ingested, with_errors = earlier_rows(spark, cfg, paths)
         skipped = set() if cfg.force else ingested
-        todo = [p for p in paths if p not in skipped]
-        tracked.metrics(files_in=len(paths), files_already_ingested=len(skipped), files_read=len(todo))
+        candidates = [p for p in paths if p not in skipped]
+        digests = file_digests(spark, candidates) if candidates else {}
+        copies = copies_of(spark, cfg, digests)
+        todo = [p for p in candidates if p not in copies]
+        tracked.metrics(files_in=len(paths), files_already_ingested=len(skipped), files_copies=len(copies),
+                        files_read=len(todo))
         summary = {"run_id": tracked.run_id, "files": len(paths), "files_already_ingested": len(skipped),
-                   "files_read": len(todo), "per_file": {}, **dict.fromkeys(COUNT_KEYS, 0)}
-        if not todo:
+                   "files_read": len(todo), "copies": copies, "per_file": {}, **dict.fromkeys(COUNT_KEYS, 0)}
+        if not candidates:
             return summary
-        where = tables.in_list("source_file", todo)
-        written, side_rows = tables.rewrite(spark, cfg, bronze.WARC_RECORDS, kernel(cfg), "source_file", todo, files=todo)
-        tracked.table_written(bronze.WARC_RECORDS.fullname, written)
-        error_rows = [tuple(r.get(c) for c in bronze.INGEST_ERRORS.column_names) for r in side_rows if r["kind"] == "error"]
-        if error_rows or with_errors.intersection(todo):      # else there is nothing to add or replace
-            errors = spark.createDataFrame(error_rows, bronze.INGEST_ERRORS.schema)
-            tracked.table_written(bronze.INGEST_ERRORS.fullname, tables.replace_where(errors, cfg, bronze.INGEST_ERRORS, where))
-        per_file = {r["source_file"]: {k: int(r[f"n_{k}"]) for k in COUNT_KEYS} for r in side_rows if r["kind"] == "file"}
+        per_file: dict[str, dict[str, int]] = {}
+        if todo:
+            where = tables.in_list("source_file", todo)
+            written, side_rows = tables.rewrite(spark, cfg, bronze.WARC_RECORDS, kernel(cfg), "source_file", todo, files=todo)
+            per_file = {r["source_file"]: {k: int(r[f"n_{k}"]) for k in COUNT_KEYS} for r in side_rows if r["kind"] == "file"}
+            error_rows = [tuple(r.get(c) for c in bronze.INGEST_ERRORS.column_names) for r in side_rows if r["kind"] == "error"]
+            more_errors, version = drop_duplicate_records(spark, cfg, todo, per_file)
+            tracked.table_written(bronze.WARC_RECORDS.fullname, written if version is None else version)
+            error_rows += more_errors
+            if error_rows or with_errors.intersection(todo):      # else there is nothing to add or replace
+                errors = spark.createDataFrame(error_rows, bronze.INGEST_ERRORS.schema)
+                tracked.table_written(bronze.INGEST_ERRORS.fullname,
+                                      tables.replace_where(errors, cfg, bronze.INGEST_ERRORS, where))
+        tracked.table_written(bronze.INGEST_FILES.fullname, _write_files(spark, cfg, candidates, digests, copies, per_file))
         totals = {k: sum(f[k] for f in per_file.values()) for k in COUNT_KEYS}
         tracked.metrics(**{f"rows_{k}": v for k, v in totals.items()})
         tracked.text(_per_file_tsv(per_file), "per_file_counts.tsv")
         summary.update(totals, per_file=per_file)
         return summary
+
+
+def _write_files(spark: SparkSession, cfg: Config, paths: list[str], digests: dict, copies: dict[str, str],
+                 per_file: dict[str, dict[str, int]]) -> int:
+    """Replace the bronze.ingest_files rows of `paths`: what each held, or the file it copies."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc)
+    empty = dict.fromkeys(COUNT_KEYS, 0)
+    rows = []
+    for path in paths:
+        size, digest = digests.get(path, (None, None))
+        c = per_file.get(path, empty)
+        rows.append((path, digest, size, copies.get(path), c["responses"], c["html"], c["non_http_skipped"],
+                     c["errors"], c["duplicate_records"], now))
+    df = spark.createDataFrame(rows, bronze.INGEST_FILES.schema)
+    return tables.replace_where(df, cfg, bronze.INGEST_FILES, tables.in_list("source_file", paths))
 
 
 def _per_file_tsv(per_file: dict[str, dict[str, int]]) -> str:
@@ -184,14 +337,18 @@ def _per_file_tsv(per_file: dict[str, dict[str, int]]) -> str:
 def report(s: dict) -> Report:
     from jobs.console import render_table
 
-    rows = [(os.path.basename(f) or f, c["responses"], c["html"], c["non_html"], c["non_http_skipped"], c["errors"])
-            for f, c in sorted(s["per_file"].items())]
-    detail = render_table(("file", "responses", "html", "non_html", "non_http", "unreadable"), rows) if rows else ""
-    return Report(s["responses"] + s["non_http_skipped"] + s["errors"], s["responses"],
-                  f"{s['files_read']} file(s) read, {s['files_already_ingested']} already ingested; {s['html']} html, "
-                  f"{s['non_html']} non-html, {s['errors']} unreadable", detail)
+    rows = [(os.path.basename(f) or f, c["responses"], c["html"], c["non_html"], c["non_http_skipped"], c["errors"],
+             c["duplicate_records"]) for f, c in sorted(s["per_file"].items())]
+    rows += [(os.path.basename(f) or f, "", "", "", "", "", f"copy of {of}") for f, of in sorted(s["copies"].items())]
+    detail = render_table(("file", "responses", "html", "non_html", "non_http", "unreadable", "duplicates"), rows) if rows else ""
+    copies = f", {len(s['copies'])} cop{'y' if len(s['copies']) == 1 else 'ies'} of ingested files skipped" if s["copies"] else ""
+    dups = f", {s['duplicate_records']} duplicate record(s) dropped" if s["duplicate_records"] else ""
+    return Report(s["responses"] + s["non_http_skipped"] + s["errors"] + s["duplicate_records"], s["responses"],
+                  f"{s['files_read']} file(s) read, {s['files_already_ingested']} already ingested{copies}; "
+                  f"{s['html']} html, {s['non_html']} non-html, {s['errors']} unreadable{dups}", detail)
 
 
-STAGE = Stage("ingest", "WARC/ARC files -> bronze.warc_records (+ bronze.ingest_errors)", Config,
+STAGE = Stage("ingest", "WARC/ARC files -> bronze.warc_records (+ bronze.ingest_errors, bronze.ingest_files)", Config,
               lambda spark, cfg, progress: run(spark, cfg), reads=(),
-              writes=(bronze.WARC_RECORDS.fullname, bronze.INGEST_ERRORS.fullname), report=report)
+              writes=(bronze.WARC_RECORDS.fullname, bronze.INGEST_ERRORS.fullname, bronze.INGEST_FILES.fullname),
+              report=report)

@@ -101,3 +101,38 @@ def test_every_bad_input_becomes_a_document_or_an_error_row(spark, home, tmp_pat
     errors = {(r.source_file.rsplit("/", 1)[-1], r.error_class) for r in spark.table("bronze.ingest_errors").collect()}
     assert ("does-not-exist.warc.gz", "FileNotFound") not in errors and len(errors) == 7
     assert spark.table("bronze.warc_records").where("record_id = 'urn:uuid:late'").count() == 1
+
+
+def test_copies_are_known_by_content_and_no_table_holds_an_id_twice(spark, home, tmp_path):
+    """The same crawl file under a second path, a symlink to it, its records re-compressed into another
+    file, and a reused record id with another payload: read once, reported, no duplicate ids anywhere."""
+    crawl, elsewhere = tmp_path / "crawl", tmp_path / "elsewhere"
+    crawl.mkdir()
+    elsewhere.mkdir()
+    original = b"".join(gz_record(f"urn:uuid:o{i}", OK, uri=f"http://o.example/{i}") for i in range(4))
+    (crawl / "a.warc.gz").write_bytes(original)
+    (elsewhere / "copy-of-a.warc.gz").write_bytes(original)                       # same bytes, other path
+    (crawl / "link-to-a.warc.gz").symlink_to(crawl / "a.warc.gz")                 # resolves to a.warc.gz
+    (crawl / "b.warc").write_bytes(gzip.decompress(original))                     # same records, other bytes
+    reused = gz_record("urn:uuid:o0", http_response(b"<html><p>another page with the same id</p></html>"))
+    (crawl / "c.warc.gz").write_bytes(reused + gz_record("urn:uuid:c1", OK))
+
+    first = ingest(spark, home, crawl, elsewhere)
+    assert first["files"] == 4 and first["copies"] == {str(elsewhere / "copy-of-a.warc.gz"): str(crawl / "a.warc.gz")}
+    per_file = {f.rsplit("/", 1)[-1]: (c["responses"], c["duplicate_records"], c["errors"]) for f, c in first["per_file"].items()}
+    assert per_file == {"a.warc.gz": (4, 0, 0), "b.warc": (0, 4, 0), "c.warc.gz": (1, 0, 1)}
+    no_duplicate_ids(spark)
+    (err,) = spark.table("bronze.ingest_errors").collect()
+    assert (err.record_id, err.error_class) == ("urn:uuid:o0", "DuplicateRecordId") and "a.warc.gz" in err.message
+    files = {r.source_file.rsplit("/", 1)[-1]: r for r in spark.table("bronze.ingest_files").collect()}
+    assert files["copy-of-a.warc.gz"].duplicate_of == str(crawl / "a.warc.gz")
+    assert files["a.warc.gz"].file_digest == files["copy-of-a.warc.gz"].file_digest != files["b.warc"].file_digest
+    assert files["b.warc"].duplicate_records == 4 and files["a.warc.gz"].responses == 4
+
+    extract(spark, home)
+    no_duplicate_ids(spark)
+    assert spark.table("silver.documents").count() == 5
+
+    again = ingest(spark, home, crawl, elsewhere)      # nothing new: not even hashed again
+    assert again["files_already_ingested"] == 4 and again["files_read"] == 0 and not again["copies"]
+    assert spark.table("bronze.warc_records").count() == 5
