@@ -254,6 +254,37 @@ def _submit(args, cfg, spark) -> int:
     return subprocess.call(argv, env=env)
 
 
+def _vacuum_args(p) -> None:
+    p.add_argument("--older-than", type=float, default=24.0, metavar="HOURS",
+                   help="also remove unreferenced files without a lakesift write id (Spark's) once this old "
+                        "(default 24)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+
+
+def _vacuum(args, cfg, spark) -> int:
+    """Remove the data files no version of any table names (what killed or failed writes left). Never the
+    files of old versions: Delta's VACUUM removes those, and time travel to the versions MLflow runs name
+    needs them."""
+    from jobs.runtime import datafiles
+    from jobs.runtime.tables import lakehouse_tables, table_location
+
+    if cfg.catalog or ("://" in cfg.home and not cfg.home.startswith("file:")):
+        print("lakesift vacuum works on a local lakehouse folder; for catalog or remote tables use Delta's "
+              "VACUUM (which also removes the files of versions older than the table's retention).", file=sys.stderr)
+        return 2
+    rows, total_files, total_bytes = [], 0, 0
+    for layer, name in lakehouse_tables(cfg):
+        files, freed = datafiles.orphans(table_location(cfg, layer, name), args.older_than * 3600, args.dry_run)
+        total_files, total_bytes = total_files + len(files), total_bytes + freed
+        rows.append((f"{layer}.{name}", len(files), f"{freed / 1e6:.1f}"))
+        for path in files if args.dry_run else ():
+            print(f"would remove {path}")
+    console.table(("table", "files removed" if not args.dry_run else "files to remove", "MB"), rows)
+    print(f"{'would remove' if args.dry_run else 'removed'} {total_files} unreferenced data file(s), "
+          f"{total_bytes / 1e6:.1f} MB", file=sys.stderr)
+    return 0
+
+
 def _setup(args, cfg, spark) -> int:
     from jobs.runtime import jars
 
@@ -276,6 +307,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("pack-env", "pack the executors' Python environment for spark-submit --archives (venv-pack)",
             _pack_env_args, _pack_env, spark=False),
     Command("submit", "run a lakesift command on a Spark cluster with spark-submit", _submit_args, _submit, spark=False),
+    Command("vacuum", "remove the data files no table version names (left by killed or failed writes)",
+            _vacuum_args, _vacuum, spark=False),
     Command("setup", "download Delta Lake's jars from Maven Central into the local cache (once)", _none, _setup,
             spark=False),
 )

@@ -13,6 +13,7 @@ from schemas.contract import Column, TableContract
 WARC_RECORDS = TableContract(
     layer="bronze",
     name="warc_records",
+    key=("record_id",),
     comment="One row per HTTP response record of the ingested WARC/ARC files.",
     columns=(
         Column("record_id", StringType(), "WARC-Record-ID without angle brackets (ARC: urn:lakesift:arc:<sha1>)", False),
@@ -64,6 +65,7 @@ INGEST_ERRORS = TableContract(
 INGEST_FILES = TableContract(
     layer="bronze",
     name="ingest_files",
+    key=("source_file",),
     comment="One row per crawl file ingest saw: its content digest, what it held, or the file it copies.",
     columns=(
         Column("source_file", StringType(), "the file (symlinks resolved, absolute path or URL)", False),

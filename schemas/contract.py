@@ -43,6 +43,7 @@ class TableContract:
     comment: str
     partition_by: tuple[str, ...] = ()
     properties: dict[str, str] = field(default_factory=dict)
+    key: tuple[str, ...] = ()       # columns no two rows share (tests/hostile checks after every stage)
 
     def __post_init__(self) -> None:
         validate_identifier(self.layer, "layer")
@@ -52,9 +53,10 @@ class TableContract:
             validate_identifier(n, "column name")
         if len(set(names)) != len(names):
             raise ValueError(f"{self.fullname}: duplicate column names")
-        missing = set(self.partition_by) - set(names)
-        if missing:
-            raise ValueError(f"{self.fullname}: partition columns {sorted(missing)} are not columns")
+        for what, cols in (("partition", self.partition_by), ("key", self.key)):
+            missing = set(cols) - set(names)
+            if missing:
+                raise ValueError(f"{self.fullname}: {what} columns {sorted(missing)} are not columns")
 
     @property
     def fullname(self) -> str:

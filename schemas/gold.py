@@ -6,6 +6,7 @@ from schemas.contract import Column, TableContract
 CORPUS = TableContract(
     layer="gold",
     name="corpus",
+    key=("doc_id", "recipe"),
     comment="The documents a recipe keeps; each select replaces its recipe's partition (one Delta version per run).",
     columns=(
         Column("doc_id", StringType(), "silver.documents.doc_id", False),
@@ -38,6 +39,7 @@ REJECTIONS = TableContract(
 PROXY_EVALS = TableContract(
     layer="gold",
     name="proxy_evals",
+    key=("run_id", "task"),
     comment="Scores of proxy models trained on gold.corpus versions: one row per run, task and metric.",
     columns=(
         Column("run_id", StringType(), "MLflow run of the trained proxy model", False),

@@ -21,6 +21,7 @@ HEURISTICS_V1_STRUCT = StructType([StructField(name, _SQL_TYPES[t], True) for na
 DOCUMENTS = TableContract(
     layer="silver",
     name="documents",
+    key=("doc_id",),
     comment="One row per HTML response: main text, title and language. Never filtered for quality.",
     columns=(
         Column("doc_id", StringType(), "the WARC-Record-ID of the response", False),
@@ -53,6 +54,7 @@ DOCUMENTS = TableContract(
 SIGNALS_HEURISTIC = TableContract(
     layer="silver",
     name="signals_heuristic",
+    key=("doc_id",),
     comment="Gopher, C4, FineWeb and RefinedWeb-URL statistics per document (udfs/heuristics.py).",
     columns=(
         Column("doc_id", StringType(), "silver.documents.doc_id", False),
@@ -68,6 +70,7 @@ SIGNALS_HEURISTIC = TableContract(
 SIGNALS_MINHASH = TableContract(
     layer="silver",
     name="signals_minhash",
+    key=("doc_id", "version"),
     comment="MinHash signature and exact-text hash per document and parameter version (udfs/minhash.py).",
     columns=(
         Column("doc_id", StringType(), "silver.documents.doc_id", False),
@@ -84,6 +87,7 @@ SIGNALS_MINHASH = TableContract(
 DUPLICATES = TableContract(
     layer="silver",
     name="duplicates",
+    key=("doc_id", "version", "scope"),
     comment="Duplicate clusters: exact text, same URL, and MinHash-LSH near duplicates, as connected components.",
     columns=(
         Column("doc_id", StringType(), "silver.documents.doc_id", False),
@@ -103,6 +107,7 @@ DUPLICATES = TableContract(
 SIGNALS_QUALITY = TableContract(
     layer="silver",
     name="signals_quality",
+    key=("doc_id", "model", "model_version"),
     comment="Quality-classifier score per document and model (udfs/fasttext.py).",
     columns=(
         Column("doc_id", StringType(), "silver.documents.doc_id", False),
@@ -118,6 +123,7 @@ SIGNALS_QUALITY = TableContract(
 SIGNALS_CONTAMINATION = TableContract(
     layer="silver",
     name="signals_contamination",
+    key=("doc_id", "version"),
     comment="n-gram overlap of each document with evaluation sets (udfs/decontam.py).",
     columns=(
         Column("doc_id", StringType(), "silver.documents.doc_id", False),
@@ -134,6 +140,7 @@ SIGNALS_CONTAMINATION = TableContract(
 SIGNALS_NEURAL = TableContract(
     layer="silver",
     name="signals_neural",
+    key=("doc_id", "scorer", "model", "model_version"),
     comment="Neural scores per document: embedding classifier, reference-model loss, learnability (udfs/neural.py).",
     columns=(
         Column("doc_id", StringType(), "silver.documents.doc_id", False),

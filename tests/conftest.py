@@ -75,3 +75,22 @@ def run_cli(*args: str, home: str, timeout: int = 600, env: dict | None = None) 
     full_env = {**os.environ, "LAKESIFT_SPARK_MASTER": "local[2]", **(env or {})}
     return subprocess.run([sys.executable, "-m", "jobs.cli", *args, "--home", home], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def assert_keys_unique(spark, home: str) -> None:
+    """No table of the lakehouse at `home` holds two rows with the same key (TableContract.key): the
+    doc_id of a document, the (doc_id, recipe) of a corpus row, …"""
+    from jobs.runtime.config import JobConfig
+    from jobs.runtime.tables import lakehouse_tables, table_location
+    from schemas import bronze, gold, silver
+
+    cfg = JobConfig(home=home)
+    contracts = {(c.layer, c.name): c for c in (*bronze.TABLES, *silver.TABLES, *gold.TABLES) if c.key}
+    for layer, name in lakehouse_tables(cfg):
+        contract = contracts.get((layer, name))
+        if contract is None:
+            continue
+        key = ", ".join(contract.key)
+        dup = (spark.read.format("delta").load(table_location(cfg, layer, name))
+               .groupBy(*contract.key).count().where("count > 1").limit(3).collect())
+        assert not dup, f"{layer}.{name} holds rows sharing their key ({key}): {dup}"

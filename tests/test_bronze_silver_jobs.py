@@ -119,7 +119,8 @@ def test_real_files_reconcile_per_file(spark, home, shared_data):
     """Every file ingests in one run; per file: responses = documents + non-HTML skipped + unreadable."""
     summary = ingest(spark, home, shared_data / "warc")
     per_file = {k.rsplit("/", 1)[-1]: v for k, v in summary["per_file"].items()}
-    assert per_file["clipped.warc.gz"] == {"responses": 0, "html": 0, "non_html": 0, "non_http_skipped": 0, "errors": 1}
+    assert per_file["clipped.warc.gz"] == {"responses": 0, "html": 0, "non_html": 0, "non_http_skipped": 0, "errors": 1,
+                                           "duplicate_records": 0}
     assert per_file["aut-example.warc.gz"]["responses"] == 261 and per_file["aut-example.arc.gz"]["html"] == 140
     assert per_file["warcfile.warc.gz"]["responses"] == 16 and per_file["whirlwind.warc.gz"]["html"] == 1
     errors = spark.sql("SELECT source_file, error_class FROM bronze.ingest_errors").collect()

@@ -70,6 +70,8 @@ def test_extract_killed_midway_then_rerun_equals_uninterrupted(spark, tmp_path):
     proc.wait()
     assert caught_midway, "extract finished or failed before it could be interrupted"
     assert _commits(docs_dir) <= 1          # nothing of the killed write was committed
+    left = set(_parquet_files(docs_dir))    # its data files, which no version names
+    assert left and list((docs_dir / "_lakesift_writes").glob("*.json"))
 
     from mlflow import MlflowClient
 
@@ -81,6 +83,11 @@ def test_extract_killed_midway_then_rerun_equals_uninterrupted(spark, tmp_path):
     _ingest_and_extract(spark, interrupted, warc)          # the rerun (ingest skips the file: already there)
     got, want = _silver_checksums(spark, interrupted), _silver_checksums(spark, reference)
     assert got == want and want["silver.documents"].n == 2000
+    # the rerun's write of the table removed what the killed one left: every data file is a version's
+    from jobs.runtime.datafiles import referenced_files
+
+    assert not any(p.exists() for p in left) and not list((docs_dir / "_lakesift_writes").glob("*.json"))
+    assert {str(p.relative_to(docs_dir)) for p in _parquet_files(docs_dir)} <= referenced_files(str(docs_dir))
     before = client.get_run(killed[0].info.run_id)         # the next job closed the abandoned run
     assert before.info.status == "KILLED" and before.data.tags["lakesift.error"].startswith("abandoned: process")
     statuses = {r.info.status for r in client.search_runs([exp.experiment_id], "")}

@@ -2,6 +2,7 @@
 stage, a second run skips every stage, and after a failure the next run resumes at the failed stage."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from jobs import pipeline
 from jobs.demo.sample_crawl import SampleCrawlSpec, write_reference_text, write_sample_crawl
+from tests.conftest import assert_keys_unique
 
 
 def test_run_reconciles_skips_and_resumes(spark, tmp_path):
@@ -25,9 +27,17 @@ def test_run_reconciles_skips_and_resumes(spark, tmp_path):
         pipeline.run(spark, cfg)
 
     write_reference_text(reference, paragraphs=200)                 # the input fixed: run again
-    progress = tmp_path / "progress.txt"
+    progress, checked = tmp_path / "progress.txt", []
+
+    @contextlib.contextmanager
+    def keys_stay_unique(step):          # after every stage: no table holds a key (a doc_id, …) twice
+        yield
+        assert_keys_unique(spark, home)
+        checked.append(step.label)
+
     with progress.open("w") as out:
-        results = pipeline.run(spark, cfg, progress=out)
+        results = pipeline.run(spark, cfg, progress=out, around=keys_stay_unique)
+    assert checked == labels[3:]
     by = {r.label: r for r in results}
     assert [r.label for r in results if r.skipped] == ["ingest", "extract", "dedup"]     # resumed at train-quality
     assert "[4/11] train-quality …" in progress.read_text()

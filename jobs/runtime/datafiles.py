@@ -28,8 +28,11 @@ raised past every string of that prefix, timestamps in milliseconds with the max
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -70,6 +73,7 @@ class WriteSpec:
     compression_level: int | None
     no_dictionary: tuple[str, ...]
     no_statistics: tuple[str, ...]
+    write_id: str = ""               # in every file name the write makes, so its files can be found (orphans)
 
 
 def write_spec(spark, location: str, contract: TableContract) -> WriteSpec:
@@ -99,7 +103,7 @@ def write_spec(spark, location: str, contract: TableContract) -> WriteSpec:
                      stats_columns=tuple(c for c in stats if c in stored and c not in nested), compression=codec,
                      compression_level=int(level) if level else None,
                      no_dictionary=off("parquet.enable.dictionary"),
-                     no_statistics=off("parquet.column.statistics.enabled"))
+                     no_statistics=off("parquet.column.statistics.enabled"), write_id=uuid.uuid4().hex[:16])
 
 
 def partition_folder(values: dict[str, str | None]) -> str:
@@ -229,7 +233,7 @@ class FileWriter:
 
         if values not in self._open:
             folder = partition_folder(dict(zip(self.spec.partition_by, values)))
-            name = f"part-{uuid.uuid4()}.c000.{self.spec.compression}.parquet"
+            name = f"part-{self.spec.write_id}-{uuid.uuid4()}.c000.{self.spec.compression}.parquet"
             rel = f"{folder}/{name}" if folder else name
             os.makedirs(os.path.join(self.spec.location, folder), exist_ok=True)
             columns = self.spec.columns
@@ -390,3 +394,172 @@ def _partition_values(jvm, add) -> dict:
 
 def _seq(jvm, items: list):
     return jvm.PythonUtils.toSeq(jvm.java.util.ArrayList(items))
+
+
+# ------------------------------------------------------------------- writes that never committed
+
+WRITES_FOLDER = "_lakesift_writes"     # <table>/_lakesift_writes/<write id>.json while a write is open
+_WRITE_ID = re.compile(r"^part-([0-9a-f]{16})-")
+
+
+@contextlib.contextmanager
+def open_write(spec: WriteSpec):
+    """Around a write of data files by this process: a marker names the write while its files are not
+    committed yet. If the write fails, its files are deleted (unless a commit holds them); if the process
+    dies, the marker stays and sweep() deletes the files later."""
+    from jobs.runtime.tracking import process_id
+
+    folder = os.path.join(spec.location, WRITES_FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    marker = os.path.join(folder, f"{spec.write_id}.json")
+    started = time.time()
+    with open(marker, "w") as fh:
+        json.dump({"process": process_id(os.getpid()), "started": started}, fh)
+    try:
+        yield
+    except BaseException:
+        if not committed(spec.location, spec.write_id, started):
+            remove_files(uncommitted_files(spec.location, {spec.write_id}))
+        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(marker)
+
+
+def committed(location: str, write_id: str, since: float) -> bool:
+    """Whether a commit of the table's log since `since` adds a file of the write."""
+    log, needle = os.path.join(location, "_delta_log"), f"part-{write_id}-".encode()
+    if not os.path.isdir(log):
+        return False
+    with os.scandir(log) as entries:
+        for e in entries:
+            if e.name.endswith(".json") and e.stat().st_mtime >= since - 60:
+                with open(e.path, "rb") as fh:
+                    if needle in fh.read():
+                        return True
+    return False
+
+
+def data_files(location: str) -> list[str]:
+    """Every Parquet data file under the table folder (the log and our markers left out), relative."""
+    out = []
+    for root, dirs, files in os.walk(location):
+        dirs[:] = [d for d in dirs if not d.startswith(("_delta_log", WRITES_FOLDER, "."))]
+        out += [os.path.relpath(os.path.join(root, f), location) for f in files if f.endswith(".parquet")]
+    return sorted(out)
+
+
+def uncommitted_files(location: str, write_ids: set[str]) -> list[str]:
+    """Absolute paths of the data files of these writes (to delete: none of them was committed)."""
+    return [os.path.join(location, f) for f in data_files(location)
+            if (m := _WRITE_ID.match(os.path.basename(f))) and m.group(1) in write_ids]
+
+
+def remove_files(paths: list[str]) -> int:
+    """Delete the files; the bytes freed."""
+    freed = 0
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            freed += os.path.getsize(path)
+            os.remove(path)
+    return freed
+
+
+def dead_writes(location: str) -> dict[str, float]:
+    """write id -> start time of the writes of this table whose process (on this machine) has ended
+    without closing them: their files were never committed, unless the process died right after its
+    commit (committed() tells)."""
+    from jobs.runtime.tracking import process_id
+
+    folder, host, dead = os.path.join(location, WRITES_FOLDER), socket.gethostname(), {}
+    if not os.path.isdir(folder):
+        return dead
+    for name in sorted(os.listdir(folder)):
+        try:
+            with open(os.path.join(folder, name)) as fh:
+                info = json.load(fh)
+            owner = str(info["process"])
+            started = float(info["started"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        owner_host, _, rest = owner.partition(":")
+        if owner_host == host and process_id(int(rest.split(":")[0])) != owner:
+            dead[name.removesuffix(".json")] = started
+    return dead
+
+
+def sweep(location: str, dry_run: bool = False) -> tuple[list[str], int]:
+    """Delete the data files of the dead writes of a table (what a killed job left) and their markers;
+    (files, bytes). Every write of the table does this first; `lakesift vacuum` for every table."""
+    files, freed = [], 0
+    for write_id, started in dead_writes(location).items():
+        doomed = [] if committed(location, write_id, started) else uncommitted_files(location, {write_id})
+        files += doomed
+        if not dry_run:
+            freed += remove_files(doomed)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(location, WRITES_FOLDER, f"{write_id}.json"))
+        else:
+            freed += sum(os.path.getsize(f) for f in doomed if os.path.exists(f))
+    return files, freed
+
+
+def referenced_files(location: str) -> set[str]:
+    """Relative paths of every data file the table's log still names (added or removed, by commits and
+    checkpoints): files some version of the table holds, which time travel may read."""
+    import pyarrow.parquet as pq
+
+    log, refs = os.path.join(location, "_delta_log"), set()
+
+    def note(path: str | None) -> None:
+        if path:
+            p = unquote(path)
+            if p.startswith("file:"):                 # an absolute URI: file:/x or file:///x
+                p = os.path.relpath("/" + p[len("file:"):].lstrip("/"), location)
+            refs.add(p)
+
+    for root, _, files in os.walk(log):
+        for name in files:
+            path = os.path.join(root, name)
+            if name.endswith(".json"):
+                with open(path, encoding="utf-8") as fh:
+                    for line in fh:
+                        action = json.loads(line) if line.strip() else {}
+                        for kind in ("add", "remove"):
+                            note((action.get(kind) or {}).get("path"))
+            elif name.endswith(".parquet") and (".checkpoint" in name or "_sidecars" in root):
+                table = pq.read_table(path, columns=[c for c in ("add", "remove") if c in pq.read_schema(path).names])
+                for kind in table.column_names:
+                    for item in table.column(kind).to_pylist():
+                        note((item or {}).get("path"))
+    return refs
+
+
+def orphans(location: str, older_than_s: float, dry_run: bool = False) -> tuple[list[str], int]:
+    """Delete the data files no version of the table names: those of writes whose process died or that
+    ended without committing them, and files of other writers (Spark's) older than `older_than_s`;
+    (files, bytes). Files of writes still open are never touched. The order of the reads below keeps a
+    write that starts or ends meanwhile safe: a listed file's write had its marker before the listing."""
+    listed = data_files(location)
+    folder = os.path.join(location, WRITES_FOLDER)
+    open_writes = {n.removesuffix(".json") for n in os.listdir(folder)} if os.path.isdir(folder) else set()
+    dead = dead_writes(location)
+    refs = referenced_files(location)
+    now, doomed = time.time(), []
+    for rel in listed:
+        if rel in refs:
+            continue
+        path = os.path.join(location, rel)
+        m = _WRITE_ID.match(os.path.basename(rel))
+        if m and m.group(1) in open_writes and m.group(1) not in dead:
+            continue
+        if not m and now - os.path.getmtime(path) < older_than_s:
+            continue
+        doomed.append(path)
+    if dry_run:
+        return doomed, sum(os.path.getsize(p) for p in doomed)
+    freed = remove_files(doomed)
+    for write_id in dead:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(folder, f"{write_id}.json"))
+    return doomed, freed

@@ -304,9 +304,11 @@ def rewrite(spark, cfg: JobConfig, target: TableContract, kernel: Callable, colu
             fields = {f.name: f for f in source.schema.fields}
             read = [fields[c] for c in columns if c not in source.partition_by]
         spec = write_spec(spark, cfg, target)
-        adds, side = datafiles.collect_written(todo.mapInArrow(datafiles.write_task_of(spec, kernel, read),
-                                                               datafiles.written_schema()))
-        return replace_with_files(spark, cfg, target, spec, adds, column, values), side
+        datafiles.sweep(spec.location)              # what killed writes of this table left behind
+        with datafiles.open_write(spec):
+            adds, side = datafiles.collect_written(todo.mapInArrow(datafiles.write_task_of(spec, kernel, read),
+                                                                   datafiles.written_schema()))
+            return replace_with_files(spark, cfg, target, spec, adds, column, values), side
     import json
 
     from pyspark.sql import Observation

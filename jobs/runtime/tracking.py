@@ -173,7 +173,7 @@ class JobRun:
             self.client.set_tag(self.run_id, k, str(v))
 
 
-def _process_id(pid: int) -> str | None:
+def process_id(pid: int) -> str | None:
     """host:pid:start-time of a process of this machine (the start time tells a reused pid apart); None when
     there is no such process."""
     try:
@@ -192,7 +192,7 @@ def close_abandoned_runs(client, experiment_id: str) -> list[str]:
     for run in client.search_runs([experiment_id], f"attributes.status = 'RUNNING' and tags.`{PROCESS_TAG}` LIKE '{host}:%'",
                                   max_results=1000):
         owner = run.data.tags[PROCESS_TAG]
-        if _process_id(int(owner.split(":")[1])) != owner:
+        if process_id(int(owner.split(":")[1])) != owner:
             client.set_tag(run.info.run_id, "lakesift.error", f"abandoned: process {owner} ended without closing the run")
             client.set_terminated(run.info.run_id, "KILLED")
             closed.append(run.info.run_id)
@@ -208,7 +208,7 @@ def job_run(cfg: JobConfig, job: str, **tags: str) -> Iterator[JobRun]:
     client, experiment_id = client_and_experiment(cfg)
     close_abandoned_runs(client, experiment_id)
     run_tags = {"lakesift.job": job, "lakesift.code_version": code_version(), **{k: str(v) for k, v in tags.items()}}
-    process = _process_id(os.getpid())
+    process = process_id(os.getpid())
     if process:                                   # Linux: lets a later job tell an abandoned run from a live one
         run_tags[PROCESS_TAG] = process
     parent = _parent_run.get()
