@@ -39,6 +39,9 @@ def test_every_bad_input_becomes_a_document_or_an_error_row(spark, home, tmp_pat
         "empty.warc.gz": (gz_record("urn:uuid:e1", http_response(b"")), (1, 0, 0)),
         "wrong-charset.warc.gz": (gz_record("urn:uuid:c1", http_response(LATIN, "text/html; charset=utf-8")), (1, 0, 0)),
         "no-charset.warc.gz": (gz_record("urn:uuid:c2", http_response(LATIN, "text/html")), (1, 0, 0)),
+        # declared UTF-16, bytes UTF-8 (no BOM, no NUL pattern): the declaration is passed over
+        "utf16-lie.warc.gz": (gz_record("urn:uuid:c3", http_response(LATIN.decode("latin-1").encode("utf-8"),
+                                                                     "text/html; charset=utf-16")), (1, 0, 0)),
         "huge.warc.gz": (gz_record("urn:uuid:h1", http_response(
             b"<html><body>" + b"<p>A huge page repeats this sentence again and again.</p>" * 900_000 + b"</body></html>")),
             (1, 0, 0)),
@@ -81,8 +84,9 @@ def test_every_bad_input_becomes_a_document_or_an_error_row(spark, home, tmp_pat
     docs = {r.doc_id: r for r in spark.table("silver.documents").collect()}
     assert docs["urn:uuid:e1"].extract_error == "empty payload"
     assert docs["urn:uuid:b1"].extract_error == "binary payload"
-    for wrong in ("urn:uuid:c1", "urn:uuid:c2"):
+    for wrong in ("urn:uuid:c1", "urn:uuid:c2", "urn:uuid:c3"):
         assert "Grüße aus München" in docs[wrong].text and docs[wrong].language == "de"
+    assert docs["urn:uuid:c3"].charset == "utf-8"    # bronze.declared_charset still says utf-16: the disagreement
     huge = spark.sql("SELECT payload_truncated, payload_length, length(payload) AS kept FROM bronze.warc_records "
                      "WHERE record_id = 'urn:uuid:h1'").first()
     assert huge.payload_truncated and huge.payload_length > 50_000_000 and huge.kept == 10 * 1024 * 1024
