@@ -1,6 +1,6 @@
 """End to end through the `lakesift` command in fresh processes: the demo, SQL and views from a new process,
 proxy models, the notebooks, the MLflow UI. (A SIGKILL in the middle of extract and two jobs at once are in
-test_crash_and_concurrency.py: a file of their own, so `make test`'s two workers share the long tests.)"""
+hostile/test_crash_and_concurrency.py: a file of their own, so `make test`'s two workers share the long tests.)"""
 from __future__ import annotations
 
 import csv

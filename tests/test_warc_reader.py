@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 from collections import Counter
 
 import pytest
@@ -13,7 +14,13 @@ OK_HTML = http_response(b"<html><body><p>hello</p></body></html>")
 
 
 def rows_of(path, **opts):
-    return list(read_archive(str(path), ReadOptions(**opts)))
+    """The reader's rows but the last, the file's digest (checked against the file's bytes here)."""
+    *rows, digest = read_archive(str(path), ReadOptions(**opts))
+    if digest["kind"] == "digest":
+        data = open(path, "rb").read()
+        assert (digest["size_bytes"], digest["file_digest"]) == (len(data), "sha256:" + hashlib.sha256(data).hexdigest())
+        return rows
+    return [*rows, digest]                       # a file that could not be opened has no digest
 
 
 def kinds(rows):

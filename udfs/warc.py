@@ -672,14 +672,66 @@ def _repeated_content_type(earlier: str, later: str) -> str:
 
 # ------------------------------------------------------------------------------------------- entry point
 
+class HashingStream:
+    """A seekable binary stream that hashes the file's bytes (sha256) in file order as the reader goes, whatever
+    its seeks: bytes read again are not hashed again, bytes skipped are read for the hash when the reader
+    passes them, and `digest()` hashes what the reader never reached. One pass over the file, not two."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw, self._h, self._upto, self._pos = raw, hashlib.sha256(), 0, 0
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._pos = self._raw.seek(offset, whence)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        if self._pos > self._upto:
+            self._hash_to(self._pos)
+        data = self._raw.read(n)
+        if self._pos <= self._upto < self._pos + len(data):
+            self._h.update(memoryview(data)[self._upto - self._pos:])
+            self._upto = self._pos + len(data)
+        self._pos += len(data)
+        return data
+
+    def _hash_to(self, end: int | None) -> None:
+        self._raw.seek(self._upto)
+        while end is None or self._upto < end:
+            chunk = self._raw.read(_READ_CHUNK if end is None else min(_READ_CHUNK, end - self._upto))
+            if not chunk:
+                break
+            self._h.update(chunk)
+            self._upto += len(chunk)
+        self._raw.seek(self._pos)
+
+    def digest(self) -> tuple[int, str]:
+        """(size, 'sha256:<hex>') of the whole file."""
+        self._hash_to(None)
+        return self._upto, "sha256:" + self._h.hexdigest()
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> "HashingStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def read_archive(path: str, opts: ReadOptions) -> Iterator[dict]:
     """Every HTTP response of one WARC/ARC file as a row dict (kind='response'), every problem as
-    kind='error', every non-HTTP response record (dns:, …) as kind='skipped'.
+    kind='error', every non-HTTP response record (dns:, …) as kind='skipped', every other record
+    (warcinfo, request, metadata, …) as kind='other'.
 
-    Never raises for bad input: a missing file, an unknown format or corrupt bytes become error rows.
+    Never raises for bad input: a missing file, an unknown format or corrupt bytes become error rows. The
+    last row (kind='digest') gives the file's size and sha256, when it could be read to its end.
     """
     try:
-        stream = open_stream(path)
+        stream = HashingStream(open_stream(path))
     except FileNotFoundError as exc:
         yield _error(path, None, "FileNotFound", f"no such file: {exc.filename or path}")
         return
@@ -690,14 +742,16 @@ def read_archive(path: str, opts: ReadOptions) -> Iterator[dict]:
         try:
             gzipped = _is_gzipped(stream)
             head = _sniff(stream, gzipped)
-        except OSError as exc:
-            yield _error(path, None, "ReadError", f"{type(exc).__name__}: {exc}")
+            if head.startswith(b"WARC/"):
+                yield from _iter_archive(stream, path, opts, gzipped, _WARC)
+            elif head.startswith(b"filedesc://"):
+                yield from _iter_archive(stream, path, opts, gzipped, _ARC)
+            elif not head:
+                yield _error(path, 0, "UnrecognisedFormat", "empty file or unreadable gzip header")
+            else:
+                yield _error(path, 0, "UnrecognisedFormat", f"neither WARC nor ARC: starts with {head[:40]!r}")
+            size, digest = stream.digest()
+        except OSError as exc:      # the storage failed mid-file (a network error, a disk error)
+            yield _error(path, stream.tell(), "ReadError", f"{type(exc).__name__}: {exc}")
             return
-        if head.startswith(b"WARC/"):
-            yield from _iter_archive(stream, path, opts, gzipped, _WARC)
-        elif head.startswith(b"filedesc://"):
-            yield from _iter_archive(stream, path, opts, gzipped, _ARC)
-        elif not head:
-            yield _error(path, 0, "UnrecognisedFormat", "empty file or unreadable gzip header")
-        else:
-            yield _error(path, 0, "UnrecognisedFormat", f"neither WARC nor ARC: starts with {head[:40]!r}")
+        yield {"kind": "digest", "source_file": path, "size_bytes": size, "file_digest": digest}

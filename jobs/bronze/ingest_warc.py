@@ -6,8 +6,9 @@ Writes  bronze.warc_records   the responses of the files ingested
         bronze.ingest_files   one row per file: sha256 digest, counts, or the earlier file it copies
 Re-run  a file already ingested is skipped and adds no rows; --force reads it again and replaces its
         rows in both tables (one atomic Delta commit per table).
-Copies  a file is known by its content: symlinks are resolved, and a file whose sha256 was ingested
-        under another path (or earlier in the same run) is reported and not read. A record is known by
+Copies  a file is known by its content: symlinks are resolved, each file is hashed (sha256) as it is
+        read, and one with the size of a file ingested before (or of another in this run) is hashed
+        first: when its sha256 was ingested under another path, it is reported and not read. A record is known by
         its WARC-Record-ID: one already in bronze from another file is dropped (same payload) or becomes a
         DuplicateRecordId error row (another payload), so bronze never holds an id twice.
 Reading is a kernel over batches of file paths; tables.rewrite decides how bronze is written (on a local
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import os
+import time
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -91,6 +93,7 @@ def with_file_summary(path: str, rows):
     A record id seen before in the file is dropped (same payload) or an error row (another payload)."""
     counts = dict.fromkeys(COUNT_KEYS, 0)
     seen: dict[str, str] = {}
+    identity = {"size_bytes": None, "file_digest": None}
     for row in rows:
         kind = row["kind"]
         if kind == "response":
@@ -113,7 +116,9 @@ def with_file_summary(path: str, rows):
             yield row
         elif kind == "skipped":
             counts["non_http_skipped"] += 1
-    yield {"kind": "file", "source_file": path, **{f"n_{k}": v for k, v in counts.items()}}
+        elif kind == "digest":
+            identity = {"size_bytes": row["size_bytes"], "file_digest": row["file_digest"]}
+    yield {"kind": "file", "source_file": path, **identity, **{f"n_{k}": v for k, v in counts.items()}}
 
 
 def kernel(cfg: Config):
@@ -155,21 +160,55 @@ def _responses(rows, others: list):
 
 
 def earlier_rows(spark: SparkSession, cfg: Config, paths: list[str]) -> tuple[set[str], set[str]]:
-    """(files already ingested, files with ingest_errors rows) among `paths`. A file in bronze.ingest_files
-    with a digest (read, or a copy of another), or with records or an error at a known offset (lakehouses
-    older than ingest_files), was ingested; one that could not be opened is read again next time: it may
-    exist by then. Delta skips data files by their source_file statistics."""
-    records = tables.read_table(spark, cfg, bronze.WARC_RECORDS).where(F.col("source_file").isin(paths))
-    errors = tables.read_table(spark, cfg, bronze.INGEST_ERRORS).where(F.col("source_file").isin(paths))
-    seen = tables.read_table(spark, cfg, bronze.INGEST_FILES).where(
-        F.col("source_file").isin(paths) & F.col("file_digest").isNotNull())
-    rows = (records.select("source_file", F.lit(True).alias("ingested"), F.lit(False).alias("error"))
-            .unionByName(errors.select("source_file", F.col("source_offset").isNotNull().alias("ingested"),
-                                       F.lit(True).alias("error")))
-            .unionByName(seen.select("source_file", F.lit(True).alias("ingested"), F.lit(False).alias("error")))
-            .groupBy("source_file").agg(F.max("ingested").alias("ingested"), F.max("error").alias("error"))
-            .collect())
+    """(files already ingested, files with ingest_errors rows) among `paths`, from bronze.ingest_files: a
+    file with a digest was read (or is a copy of one read); one that could not be opened has none and is
+    read again next time (it may exist by then). A lakehouse older than ingest_files answers from its
+    records and errors instead (a file with either, at a known offset, was ingested)."""
+    files = tables.read_table(spark, cfg, bronze.INGEST_FILES)
+    rows = (files.where(F.col("source_file").isin(paths))
+            .select("source_file", F.col("file_digest").isNotNull().alias("ingested"),
+                    ((F.col("errors") > 0) | F.col("file_digest").isNull()).alias("error")).collect())
+    if not rows and not files.limit(1).collect():
+        records = tables.read_table(spark, cfg, bronze.WARC_RECORDS).where(F.col("source_file").isin(paths))
+        errors = tables.read_table(spark, cfg, bronze.INGEST_ERRORS).where(F.col("source_file").isin(paths))
+        rows = (records.select("source_file", F.lit(True).alias("ingested"), F.lit(False).alias("error"))
+                .unionByName(errors.select("source_file", F.col("source_offset").isNotNull().alias("ingested"),
+                                           F.lit(True).alias("error")))
+                .groupBy("source_file").agg(F.max("ingested").alias("ingested"), F.max("error").alias("error"))
+                .collect())
     return {r.source_file for r in rows if r.ingested}, {r.source_file for r in rows if r.error}
+
+
+def file_sizes(paths: list[str]) -> dict[str, int]:
+    """path -> size of the files whose size the storage tells without reading them (a metadata call each)."""
+    sizes = {}
+    for path in paths:
+        try:
+            if "://" in path and not path.startswith("file://"):
+                import fsspec
+
+                fs, _, (name,) = fsspec.get_fs_token_paths(path)
+                sizes[path] = int(fs.size(name))
+            else:
+                sizes[path] = os.path.getsize(path[len("file://"):] if path.startswith("file://") else path)
+        except Exception:     # missing, unreadable: the reader reports it
+            continue
+    return sizes
+
+
+def files_to_hash_first(spark: SparkSession, cfg: Config, paths: list[str]) -> list[str]:
+    """The files that may copy another (same size as an ingested file, or as another of `paths`): only
+    these are hashed before reading; every other file is hashed as it is read (udfs.warc.HashingStream)."""
+    sizes = file_sizes(paths)
+    if not sizes:
+        return []
+    known = {r.size_bytes for r in tables.read_table(spark, cfg, bronze.INGEST_FILES)
+             .where(F.col("size_bytes").isin(sorted(set(sizes.values()))) & ~F.col("source_file").isin(paths))
+             .select("size_bytes").distinct().collect()}
+    count: dict[int, int] = {}
+    for size in sizes.values():
+        count[size] = count.get(size, 0) + 1
+    return sorted(p for p, size in sizes.items() if size in known or count[size] > 1)
 
 
 def file_digests(spark: SparkSession, paths: list[str]) -> dict[str, tuple[int | None, str | None]]:
@@ -250,6 +289,11 @@ def drop_duplicate_records(spark: SparkSession, cfg: Config, todo: list[str], pe
     and return (DuplicateRecordId error rows for those with another payload, the version written or None)."""
     from delta.tables import DeltaTable
 
+    ids = tables.read_table(spark, cfg, bronze.WARC_RECORDS).select(
+        "record_id", F.col("source_file").isin(todo).alias("new"))
+    if not (ids.groupBy("record_id").agg(F.count(F.lit(1)).alias("n"), F.max("new").alias("new"))
+            .where("n > 1 AND new").limit(1).collect()):          # the usual case: one cheap aggregate
+        return [], None
     dups = duplicate_records(spark, cfg, todo)
     counted = dups.groupBy("source_file").agg(
         F.count(F.lit(1)).alias("n"), F.sum(F.col("is_html").cast("long")).alias("html"),
@@ -281,9 +325,12 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         ingested, with_errors = earlier_rows(spark, cfg, paths)
         skipped = set() if cfg.force else ingested
         candidates = [p for p in paths if p not in skipped]
-        digests = file_digests(spark, candidates) if candidates else {}
+        phases = _Phases()
+        suspects = files_to_hash_first(spark, cfg, candidates) if candidates else []
+        digests = file_digests(spark, suspects) if suspects else {}
         copies = copies_of(spark, cfg, digests)
         todo = [p for p in candidates if p not in copies]
+        phases.done("identify")
         tracked.metrics(files_in=len(paths), files_already_ingested=len(skipped), files_copies=len(copies),
                         files_read=len(todo))
         summary = {"run_id": tracked.run_id, "files": len(paths), "files_already_ingested": len(skipped),
@@ -294,9 +341,13 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         if todo:
             where = tables.in_list("source_file", todo)
             written, side_rows = tables.rewrite(spark, cfg, bronze.WARC_RECORDS, kernel(cfg), "source_file", todo, files=todo)
-            per_file = {r["source_file"]: {k: int(r[f"n_{k}"]) for k in COUNT_KEYS} for r in side_rows if r["kind"] == "file"}
+            phases.done("read")
+            files = [r for r in side_rows if r["kind"] == "file"]
+            per_file = {r["source_file"]: {k: int(r[f"n_{k}"]) for k in COUNT_KEYS} for r in files}
+            digests.update({r["source_file"]: (r["size_bytes"], r["file_digest"]) for r in files})
             error_rows = [tuple(r.get(c) for c in bronze.INGEST_ERRORS.column_names) for r in side_rows if r["kind"] == "error"]
             more_errors, version = drop_duplicate_records(spark, cfg, todo, per_file)
+            phases.done("duplicates")
             tracked.table_written(bronze.WARC_RECORDS.fullname, written if version is None else version)
             error_rows += more_errors
             if error_rows or with_errors.intersection(todo):      # else there is nothing to add or replace
@@ -304,11 +355,25 @@ def run(spark: SparkSession, cfg: Config) -> dict:
                 tracked.table_written(bronze.INGEST_ERRORS.fullname,
                                       tables.replace_where(errors, cfg, bronze.INGEST_ERRORS, where))
         tracked.table_written(bronze.INGEST_FILES.fullname, _write_files(spark, cfg, candidates, digests, copies, per_file))
+        phases.done("record")
         totals = {k: sum(f[k] for f in per_file.values()) for k in COUNT_KEYS}
-        tracked.metrics(**{f"rows_{k}": v for k, v in totals.items()})
+        tracked.metrics(**{f"rows_{k}": v for k, v in totals.items()}, **phases.seconds)
         tracked.text(_per_file_tsv(per_file), "per_file_counts.tsv")
         summary.update(totals, per_file=per_file)
         return summary
+
+
+class _Phases:
+    """Seconds per phase of a run, logged as metrics seconds_<phase>."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._since = time.perf_counter()
+
+    def done(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[f"seconds_{phase}"] = round(now - self._since, 3)
+        self._since = now
 
 
 def _write_files(spark: SparkSession, cfg: Config, paths: list[str], digests: dict, copies: dict[str, str],

@@ -101,6 +101,7 @@ def test_every_bad_input_becomes_a_document_or_an_error_row(spark, home, tmp_pat
     assert spark.table("bronze.warc_records").where("record_id = 'urn:uuid:late'").count() == 1
 
 
+@pytest.mark.slow
 def test_copies_are_known_by_content_and_no_table_holds_an_id_twice(spark, home, tmp_path):
     """The same crawl file under a second path, a symlink to it, its records re-compressed into another
     file, and a reused record id with another payload: read once, reported, no duplicate ids anywhere."""

@@ -1,5 +1,5 @@
 """Data files no table version names (issue 22): a killed write's files go at the next write of the table
-(tests/test_crash_and_concurrency.py) or with `lakesift vacuum`, which never touches a version's files or
+(tests/hostile/test_crash_and_concurrency.py) or with `lakesift vacuum`, which never touches a version's files or
 those of a write still open."""
 from __future__ import annotations
 

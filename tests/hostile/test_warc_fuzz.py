@@ -5,6 +5,7 @@ overlapping. Plus the Content-Length cases of the issue, each with the records a
 from __future__ import annotations
 
 import gzip
+import hashlib
 import random
 import re
 from datetime import datetime, timezone
@@ -123,6 +124,9 @@ def test_mutated_warc_files_never_raise_and_every_byte_is_accounted_for(tmp_path
             rows = list(read_archive(str(path), ReadOptions()))
         except Exception as exc:                             # the assertion this test exists for
             raise AssertionError(f"seed {seed}: {type(exc).__name__} escaped the reader: {exc}") from exc
+        *rows, digest = rows                                 # the file's sha256, hashed as the reader went
+        assert (digest["kind"], digest["size_bytes"], digest["file_digest"]) == (
+            "digest", len(data), "sha256:" + hashlib.sha256(data).hexdigest()), seed
         assert {r["kind"] for r in rows} <= KINDS, seed
         if rows and rows[0].get("error_class") == "UnrecognisedFormat":
             assert len(rows) == 1
@@ -141,7 +145,8 @@ def test_mutated_warc_files_never_raise_and_every_byte_is_accounted_for(tmp_path
 def _file(tmp_path, records: list[bytes], gzipped: bool):
     path = tmp_path / ("f.warc.gz" if gzipped else "f.warc")
     path.write_bytes(b"".join(gzip.compress(r, mtime=0) if gzipped else r for r in records))
-    return [(r["kind"], r.get("record_id"), r.get("error_class")) for r in read_archive(str(path), ReadOptions())]
+    return [(r["kind"], r.get("record_id"), r.get("error_class")) for r in read_archive(str(path), ReadOptions())
+            if r["kind"] != "digest"]
 
 
 def _six(edit: bytes | None) -> list[bytes]:
