@@ -37,7 +37,8 @@ def crawl(tmp_path, shared_data):
     a, b = tmp_path / "a.warc.gz", tmp_path / "b.warc.gz"
     write_sample_crawl(a, SampleCrawlSpec(pages=30, seed=5))
     write_sample_crawl(b, SampleCrawlSpec(pages=20, seed=6, crawl="CC-MAIN-2099-01"))
-    return [a, b, shared_data / "warc" / "warcfile.warc.gz", shared_data / "warc" / "aut-example.arc.gz"]
+    # as ingest records them: symlinks resolved (the shared data may be reached through a link)
+    return [p.resolve() for p in (a, b, shared_data / "warc" / "warcfile.warc.gz", shared_data / "warc" / "aut-example.arc.gz")]
 
 
 @pytest.mark.slow          # two lakehouses of real crawls, compared: the slow tier keeps make test-fast under 5 minutes
