@@ -84,13 +84,17 @@ def assert_keys_unique(spark, home: str) -> None:
     from jobs.runtime.tables import lakehouse_tables, table_location
     from schemas import bronze, gold, silver
 
+    from pyspark.sql import functions as F
+
     cfg = JobConfig(home=home)
     contracts = {(c.layer, c.name): c for c in (*bronze.TABLES, *silver.TABLES, *gold.TABLES) if c.key}
-    for layer, name in lakehouse_tables(cfg):
-        contract = contracts.get((layer, name))
-        if contract is None:
-            continue
-        key = ", ".join(contract.key)
-        dup = (spark.read.format("delta").load(table_location(cfg, layer, name))
-               .groupBy(*contract.key).count().where("count > 1").limit(3).collect())
-        assert not dup, f"{layer}.{name} holds rows sharing their key ({key}): {dup}"
+    checks = [(spark.read.format("delta").load(table_location(cfg, layer, name)).groupBy(*contracts[layer, name].key)
+               .count().where("count > 1").select(F.lit(f"{layer}.{name} ({', '.join(contracts[layer, name].key)})")
+                                                   .alias("table")))
+              for layer, name in lakehouse_tables(cfg) if (layer, name) in contracts]
+    if checks:                                              # one Spark job for every table
+        union = checks[0]
+        for more in checks[1:]:
+            union = union.unionByName(more)
+        shared = sorted({r.table for r in union.collect()})
+        assert not shared, f"tables holding rows that share their key: {shared}"

@@ -18,7 +18,7 @@ from jobs.runtime.config import JobConfig
 from jobs.runtime.tracking import process_id
 from schemas import bronze
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 
 
 def _write_marker(table: Path, write_id: str, process: str) -> Path:
