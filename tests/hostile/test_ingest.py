@@ -12,7 +12,7 @@ from jobs.demo.sample_crawl import warc_record
 from tests.conftest import assert_keys_unique, gz_record, http_response
 from tests.test_bronze_silver_jobs import extract, ingest
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]      # make test-fast stays under 5 minutes
 
 OK = http_response(b"<html><body><p>This ordinary page has a sentence that is long enough to keep.</p></body></html>")
 LATIN = "<html><body><p>Grüße aus München, dieser Satz ist lang genug für den Text.</p></body></html>".encode("latin-1")
@@ -101,7 +101,6 @@ def test_every_bad_input_becomes_a_document_or_an_error_row(spark, home, tmp_pat
     assert spark.table("bronze.warc_records").where("record_id = 'urn:uuid:late'").count() == 1
 
 
-@pytest.mark.slow
 def test_copies_are_known_by_content_and_no_table_holds_an_id_twice(spark, home, tmp_path):
     """The same crawl file under a second path, a symlink to it, its records re-compressed into another
     file, and a reused record id with another payload: read once, reported, no duplicate ids anywhere."""
