@@ -215,27 +215,20 @@ def file_digests(spark: SparkSession, paths: list[str]) -> dict[str, tuple[int |
     """path -> (size, 'sha256:<hex>') of each file, hashed in Spark tasks (streamed, 1.1 GB/s a core);
     (None, None) for a file that cannot be opened (the reader reports why)."""
     def digest(batches):
-        import hashlib
-
         import pyarrow as pa
 
-        from udfs.warc import open_stream
+        from udfs.warc import HashingStream, open_stream
 
         for batch in batches:
             names, sizes, digests = batch.column("path").to_pylist(), [], []
             for path in names:
-                h, size = hashlib.sha256(), 0
                 try:
-                    with open_stream(path) as fh:
-                        while chunk := fh.read(1 << 20):
-                            h.update(chunk)
-                            size += len(chunk)
+                    with HashingStream(open_stream(path)) as fh:
+                        size, digest = fh.digest()
                 except Exception:   # missing, unreadable, a directory: ingest reads it and says what is wrong
-                    sizes.append(None)
-                    digests.append(None)
-                    continue
+                    size, digest = None, None
                 sizes.append(size)
-                digests.append("sha256:" + h.hexdigest())
+                digests.append(digest)
             yield pa.RecordBatch.from_arrays([pa.array(names, pa.string()), pa.array(sizes, pa.int64()),
                                               pa.array(digests, pa.string())], names=["path", "size", "digest"])
 
