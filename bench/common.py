@@ -31,6 +31,24 @@ def eval_pages() -> list[tuple[str, dict, bytes]]:
             for url, item in data.items()]
 
 
+CLEANEVAL_SETS = ("cleaneval-dev", "cleaneval-final", "CleanPortalEval-master", "page-signal-master", "readability")
+
+
+def cleaneval_pages(name: str) -> list[tuple[str, bytes, str]]:
+    """(id, raw HTML bytes, gold main text) for one of the five gold-text page sets (../shared/data/POOL.md):
+    the original bytes where they were not UTF-8 (html_b64), else the stored text."""
+    import base64
+
+    need_shared()
+    out = []
+    with gzip.open(SHARED / "html" / "cleaneval" / f"{name}.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            raw = base64.b64decode(rec["html_b64"]) if "html_b64" in rec else rec["html"].encode("utf-8")
+            out.append((rec["id"], raw, rec["gold"]))
+    return out
+
+
 def write_pages_as_warc(path: Path, pages: list[tuple[str, bytes]], crawl: str = "BENCH-REAL", first_id: int = 1) -> dict:
     """Wrap real HTML into gzip-per-record WARC response records. The WARC and HTTP headers are made
     up (ids, dates, Content-Type without charset, so charset detection runs); the HTML bytes are real."""

@@ -3,7 +3,10 @@
 Charset: the HTTP header's, then the page's <meta> declaration, then detection (uchardet via
 resiliparse); a declared charset that does not decode the bytes is not trusted.
 Extractors:
-- `resiliparse` (default): resiliparse's main-content extraction with comments, alt texts, link targets,
+- `lakesift` (default): blocks of the page rendered by resiliparse, each kept or dropped by a small learned
+  tree model (udfs/blocks.py; trained by bench/train_extractor.py, figures in bench/results/
+  extraction_quality.json).
+- `resiliparse`: resiliparse's main-content extraction with comments, alt texts, link targets,
   <noscript> and form fields off, then a fringe trim: leading lines of at most 4 words (menus, dates,
   "Print") and everything after the last substantial sentence (>= 8 words ending in punctuation:
   related links, share bars, footers). Measured on the 990-page trafilatura benchmark (bench/
@@ -20,7 +23,8 @@ from importlib.metadata import version
 
 from udfs.warc import MAX_PAYLOAD_BYTES
 
-EXTRACTORS = ("resiliparse", "trafilatura")
+EXTRACTORS = ("lakesift", "resiliparse", "trafilatura")
+DEFAULT_EXTRACTOR = "lakesift"
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 _TERMINAL = re.compile(r"""[.!?…:;"»«“”)\]]\s*$""")
@@ -39,6 +43,10 @@ class Extracted:
 
 
 def extractor_version(name: str) -> str:
+    if name == "lakesift":
+        from udfs.blocks import load_model
+
+        return f"lakesift-{load_model().version}+resiliparse-{version('resiliparse')}"
     if name == "resiliparse":
         return f"resiliparse-{version('resiliparse')}+trim1"
     if name == "trafilatura":
@@ -187,6 +195,16 @@ def _resiliparse(html: str) -> tuple[str | None, str]:
     return title or None, trim_fringe(text)
 
 
+def _lakesift(html: str) -> tuple[str | None, str]:
+    from resiliparse.parse.html import HTMLTree
+
+    from udfs.blocks import main_text
+
+    tree = HTMLTree.parse(html)
+    title = tree.title.strip() if tree.title else None
+    return title or None, main_text(tree, title)
+
+
 def _trafilatura(html: str) -> tuple[str | None, str]:
     import trafilatura
 
@@ -196,8 +214,11 @@ def _trafilatura(html: str) -> tuple[str | None, str]:
     return title or None, text
 
 
+_EXTRACT = {"lakesift": _lakesift, "resiliparse": _resiliparse, "trafilatura": _trafilatura}
+
+
 def extract_html(payload: bytes, declared_charset: str | None = None, content_encoding: str | None = None,
-                 transfer_encoding: str | None = None, extractor: str = "resiliparse") -> Extracted:
+                 transfer_encoding: str | None = None, extractor: str = DEFAULT_EXTRACTOR) -> Extracted:
     """One HTML payload -> title, main text and the charset used. Never raises: problems go in .error."""
     body, cut = http_body(payload or b"", transfer_encoding, content_encoding)
     if not body or body.isspace():     # no stripped copy of the whole page
@@ -209,7 +230,7 @@ def extract_html(payload: bytes, declared_charset: str | None = None, content_en
     except Exception as exc:
         return Extracted(None, "", None, f"decode: {type(exc).__name__}: {exc}"[:500], cut)
     try:
-        title, text = (_resiliparse if extractor == "resiliparse" else _trafilatura)(html)
+        title, text = _EXTRACT[extractor](html)
     except Exception as exc:
         return Extracted(None, "", charset, f"extract: {type(exc).__name__}: {exc}"[:500], cut)
     return Extracted(title[:1000] if title else None, text.strip(), charset, None, cut)

@@ -19,7 +19,7 @@ from jobs.runtime import tables
 from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.tracking import job_run
 from schemas import bronze, silver
-from udfs.extract import EXTRACTORS, extractor_version
+from udfs.extract import DEFAULT_EXTRACTOR, EXTRACTORS, extractor_version
 from udfs.lang import MAX_CHARS as LANGID_MAX_CHARS
 
 RECORD_COLUMNS = ("record_id", "crawl", "target_uri", "warc_date", "declared_charset", "content_encoding",
@@ -30,7 +30,7 @@ RECORD_COLUMNS = ("record_id", "crawl", "target_uri", "warc_date", "declared_cha
 class Config(JobConfig):
     crawls: tuple[str, ...] = option((), "crawl to process (default: every crawl in bronze.warc_records)",
                                      flag="--crawl", repeat=True)
-    extractor: str = option("resiliparse", "main-content extractor", choices=tuple(EXTRACTORS))
+    extractor: str = option(DEFAULT_EXTRACTOR, "main-content extractor", choices=tuple(EXTRACTORS))
     langid_max_chars: int = option(LANGID_MAX_CHARS, "language ID reads at most the first this-many characters")
 
     def __post_init__(self) -> None:
