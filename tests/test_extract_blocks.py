@@ -139,6 +139,21 @@ def test_default_extractor_keeps_the_article_and_drops_the_chrome():
     assert "Section 3" not in doc.text and "Copyright" not in doc.text and "Ten photos" not in doc.text
 
 
+def test_tables_code_and_lists_of_an_article_are_kept_as_a_reader_sees_them():
+    page = ("<html><body><article><h1>Results of the 2026 town survey</h1>"
+            "<p>The survey asked every household in town about the new bridge and the library hours, and most answered.</p>"
+            "<table><tr><th>Question</th><th>Yes</th><th>No</th></tr><tr><td>Build the bridge</td><td>61%</td>"
+            "<td>39%</td></tr></table>"
+            "<p>The council will discuss both results at its next meeting in March, and decide by the summer.</p>"
+            "<pre><code>for row in table:\n    print(row)</code></pre>"
+            "<ul><li>First point of the list, which is a full sentence.</li><li>Second point, also a sentence.</li></ul>"
+            "</article></body></html>")
+    text = extract_html(page.encode(), "utf-8").text
+    assert "Build the bridge\t\t61%\t\t39%" in text                  # a table row is a line, cells by tabs
+    assert "for row in table:\n    print(row)" in text                # code keeps its lines and indentation
+    assert "\nFirst point of the list, which is a full sentence.\nSecond point" in text   # one line per item
+
+
 @pytest.mark.parametrize("page", [
     b"<html><body></body></html>",
     b"<html><body><pre>" + b"x = 1\n" * 2000 + b"</pre></body></html>",

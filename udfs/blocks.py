@@ -270,23 +270,31 @@ class TreeModel:
             raise ValueError(f"block model trees must be complete to depth {self.depth}")
         if self.feature.size and (self.feature.min() < 0 or self.feature.max() >= len(FEATURES)):
             raise ValueError("block model refers to a feature that does not exist")
-        self._offsets = np.arange(len(self.feature))[:, None] * inner
-        self._leaf_offsets = np.arange(len(self.feature))[:, None] * leaves
+        # One node space for all trees: inner nodes first (tree by tree, breadth order), then leaves. A
+        # node's left child is child[node], its right child child[node] + 1 (complete trees).
+        trees = len(self.feature)
+        local = np.arange(inner)
+        kid = 2 * local + 1                                          # local index of the left child
+        child = np.where(kid < inner, np.arange(trees)[:, None] * inner + kid,
+                         trees * inner + np.arange(trees)[:, None] * leaves + (kid - inner))
+        self._child = child.ravel().astype(np.int32)
+        self._feature = self.feature.ravel().astype(np.int32)
+        self._split = self.split.ravel()
+        self._value = np.concatenate([np.zeros(trees * inner), self.value.ravel()])
+        self._roots = (np.arange(trees) * inner).astype(np.int32)
 
     def log_odds(self, x: np.ndarray) -> np.ndarray:
         """x: (n, features) -> (n,) scores; all trees for 4,096 rows at once, one step per level."""
         if len(x) > 4096:
             return np.concatenate([self.log_odds(x[i:i + 4096]) for i in range(0, len(x), 4096)])
-        n = len(x)
+        n, width = x.shape
         flat_x = np.ascontiguousarray(x, np.float32).ravel()
-        row = np.arange(n) * x.shape[1]
-        feature, split = self.feature.ravel(), self.split.ravel()
-        node = np.zeros((len(self.feature), n), np.intp)
+        row = (np.arange(n, dtype=np.int32) * width)[None, :]
+        node = np.repeat(self._roots[:, None], n, axis=1)
         for _ in range(self.depth):
-            at = node + self._offsets
-            node = 2 * node + 1 + (flat_x[row + feature[at]] > split[at])
-        leaf = node - (2 ** self.depth - 1) + self._leaf_offsets
-        return self.base + self.value.ravel()[leaf].sum(axis=0)
+            right = flat_x[row + self._feature[node]] > self._split[node]
+            node = self._child[node] + right
+        return self.base + self._value[node].sum(axis=0)
 
     def keep(self, x: np.ndarray) -> np.ndarray:
         return self.log_odds(x) >= np.log(self.threshold / (1 - self.threshold))
@@ -322,7 +330,7 @@ def classify(blocks: Blocks, title: str | None, model: TreeModel) -> np.ndarray:
     """Keep/drop per block. A page of more than PART_BLOCKS blocks or PART_CHARS analysed characters is
     classified part by part (each part its own page), so memory stays bounded on a 50 MB page."""
     n = len(blocks.texts)
-    analysed = np.cumsum(np.fromiter((min(len(t), ANALYSED_CHARS) for t in blocks.texts), np.int64, n))
+    analysed = np.cumsum(np.minimum(np.fromiter(map(len, blocks.texts), np.int64, n), ANALYSED_CHARS))
     if n <= PART_BLOCKS and (n == 0 or analysed[-1] <= PART_CHARS):
         return model.keep(features([blocks], [title])) if n else np.zeros(0, bool)
     keep, a = [], 0
