@@ -62,6 +62,12 @@ def test_features_mean_what_they_say():
     assert col["in_clean_w1"][0] == 0.0 and col["in_clean_w1"][3] == pytest.approx(2 / 3)
 
 
+def test_words_of_scripts_without_spaces_are_characters():
+    blocks = B.segment("<p>翱翔于太空中，是一项艰苦的工作。</p>\n<p>Two words</p>", "")
+    words = np.expm1(B.features([blocks], [None])[:, B.FEATURES.index("log_words")]).round()
+    assert words.tolist() == [14, 2]                               # 14 Han characters; punctuation is not a word
+
+
 def test_features_of_a_batch_equal_features_page_by_page():
     a, title = _page()
     b = B.segment("<p>One more page with a sentence.</p>\n<p>And a second one here.</p>", "")

@@ -148,6 +148,9 @@ _WORD_T = _table("0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 _WORD_T[0xC0:] = True                  # letters of other scripts, less spaces and general/CJK punctuation
 _WORD_T[[0x2000 + i for i in range(0x70)] + [0x3000 + i for i in range(0x40)] + [0xFEFF, 0xFF0C, 0xFF0E]] = False
 _WORD_T[list(map(ord, "\u00d7\u00f7"))] = False
+_CJK_T = np.zeros(0x10000, bool)       # scripts written without spaces: every character counts as a word
+for _lo, _hi in ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0xFF66, 0xFF9F)):
+    _CJK_T[_lo:_hi + 1] = True
 
 
 def features(pages: list[Blocks], titles: list[str | None]) -> np.ndarray:
@@ -156,8 +159,9 @@ def features(pages: list[Blocks], titles: list[str | None]) -> np.ndarray:
     Vectorised over the whole batch of pages: one code-point array of every block's text, table lookups and
     segment sums (np.add.reduceat) per block and per page; no per-block regexes. A word is a run of ASCII
     letters/digits/_ or of characters from U+00C0 up that are not spaces or punctuation (characters beyond
-    U+FFFF count as letters). Character statistics read a block's first ANALYSED_CHARS characters (counts
-    scaled to its length)."""
+    U+FFFF count as letters); in Chinese and Japanese script every character is a word (there are no
+    spaces to count, and a paragraph would otherwise be one long word). Character statistics read a block's
+    first ANALYSED_CHARS characters (counts scaled to its length)."""
     sizes = np.fromiter((len(p.texts) for p in pages), np.int64, len(pages))
     total = int(sizes.sum())
     if total == 0:
@@ -186,6 +190,7 @@ def features(pages: list[Blocks], titles: list[str | None]) -> np.ndarray:
     word_start = is_word.copy()
     word_start[1:] &= ~is_word[:-1]
     word_start[starts] = is_word[starts]             # a word never continues across blocks
+    word_start |= _CJK_T[cp]
     count = lambda mask: np.add.reduceat(mask.view(np.uint8), starts, dtype=np.int64) * scale  # noqa: E731
     words = count(word_start)
     wsafe = np.maximum(words, 1)

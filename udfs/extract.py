@@ -239,7 +239,9 @@ def extract_html(payload: bytes, declared_charset: str | None = None, content_en
 def documents_from_records(records, extractor: str, extractor_label: str, langid_max_chars: int) -> dict[str, list]:
     """A batch of bronze HTML records (pyarrow RecordBatch) -> silver.documents columns.
 
-    Extraction is per page (there is no batch HTML parser); language ID runs once over the whole batch.
+    Extraction is per page (there is no batch HTML parser; the block model could score a whole batch at once,
+    udfs.blocks.features takes many pages, but page by page measured faster: 0.57 against 0.83 ms a page for
+    features, a page's arrays staying in cache); language ID runs once over the whole batch.
     """
     from urllib.parse import urlsplit
 
