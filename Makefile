@@ -28,7 +28,7 @@ test: setup
 	$(BIN)/python -m pytest tests -n 2 --dist loadfile
 
 test-fast: setup
-	$(BIN)/python -m pytest tests -m "not slow"
+	$(BIN)/python -m pytest tests -n 2 --dist loadfile -m "not slow"
 
 bench: setup
 	$(BIN)/python -m bench

@@ -108,6 +108,7 @@ def test_statistics_bound_every_value_they_stand_for():
     assert partition_folder({"crawl": "a/b c=é"}) == "crawl=a%2Fb%20c%3D%C3%A9"
 
 
+@pytest.mark.slow          # a crawl ingested three times: about 30 s, the slow tier keeps make test-fast under 5 minutes
 def test_force_keeps_the_rows_of_other_files_sharing_a_data_file(spark, home, tmp_path, crawl):
     """A data file holding rows of several WARC files (Spark's writer makes them) is written again
     without the replaced file's rows, in the same commit that adds the new ones."""
@@ -134,6 +135,7 @@ def test_force_keeps_the_rows_of_other_files_sharing_a_data_file(spark, home, tm
     assert sorted(r.n for r in files) == [1, 1, 1]     # a2's rows written again on their own
 
 
+@pytest.mark.slow          # two ingest processes at once: about 25 s, in the slow tier with the other concurrency tests
 def test_two_ingests_of_one_file_at_once_leave_it_once(spark, home, tmp_path, crawl):
     """Both runs see the file as new and write it; Delta's conflict check on the files they read makes
     the later commit replace the earlier one's rows instead of adding to them. Both also create the new

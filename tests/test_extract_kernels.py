@@ -234,6 +234,7 @@ def test_heuristics_of_empty_text_are_zeros_not_errors():
     assert set(s) == {name for name, _ in H.FIELDS}
 
 
+@pytest.mark.slow          # every real page through both implementations: about 30 s
 def test_vectorised_heuristics_equal_the_plain_reference(shared_data):
     """Every field, on the 990 real pages and on edge cases, equals tests/reference_heuristics.py."""
     import json
