@@ -1,21 +1,23 @@
 """Main content by blocks: a page's text blocks, their features, and a learned keep/drop decision per block.
 
+Reads a parsed page (resiliparse HTMLTree) and the shipped model, udfs/models/blocks_v1.json (trained by
+bench/train_extractor.py); writes nothing. The same page and model give the same text on every run.
+
 How a page becomes blocks (C passes, no Python walk over the DOM): resiliparse renders the body as minimal
 HTML (`preserve_formatting="minimal_html"`, links kept): one line per text block, with `<h1>`..`<h6>`,
 `<p>`, `<li>` (inside `<ul>`/`<ol>`), `<pre>` and `<a href>` marking what the block is and which of its
 characters are link text. A second rendering skips the elements BOILERPLATE_SELECTORS names (nav, aside,
 footer, form, and class/id tokens such as comment, related, share, sidebar, cookie); a block it lacks is
-`in_clean` = False. That is a hint, not a rule: on CleanPortalEval only 46% of the gold text lies outside
-such elements (83% on the trafilatura set). A `<pre>` element is one block, its line breaks kept.
-resiliparse's own main-content rendering as a third hint was measured and left out: +0.002 mean
-held-out F1 for ~1.2 ms a page (a quarter of the extractor's time).
+`in_clean` = False. That is a hint, not a rule: much of the gold text of some page sets lies inside such
+elements (bench/results/train_extractor.json). A `<pre>` element is one block, its line breaks kept.
+resiliparse's own main-content rendering as a third hint was measured and left out (little gain for a
+quarter of the extractor's time; README, Main-text extraction).
 
-Features per block (FEATURES) are computed with numpy over a whole batch of pages at once: size, link
+Features per block (FEATURES) are computed with numpy, for any number of pages at once: size, link
 density, kind of block, list depth, punctuation, digits, position, title match, the same averaged over
-neighbouring blocks, and page-level context. A gradient-boosted tree model (100 trees of depth 3, shipped
-as JSON in udfs/models/, trained by bench/train_extractor.py on the development page sets, figures in the
-JSON and in bench/results/extraction_quality.json) gives each block a log-odds of being main content;
-blocks at or above the model's threshold are kept, in page order.
+neighbouring blocks, and page-level context. A gradient-boosted tree model (TreeModel: complete trees in
+JSON, evaluated here in numpy) gives each block a log-odds of being main content; blocks at or above the
+model's threshold are kept, in page order.
 """
 from __future__ import annotations
 
@@ -74,9 +76,9 @@ _NUL = "\x00"
 
 def segment(full: str, clean: str) -> Blocks:
     """Blocks of a page from its two minimal-HTML renderings: the whole body, and the body without the
-    elements BOILERPLATE_SELECTORS names. Every non-empty line is a block, but a
-    `<pre>` element is one block with its line breaks; a block follows a paragraph break when lines without
-    text came before it. Whole-rendering regex passes and list comprehensions, no per-line branching."""
+    elements BOILERPLATE_SELECTORS names. Every non-empty line is a block, but a `<pre>` element is one
+    block with its line breaks; a block follows a paragraph break when lines without text came before it.
+    Regex passes over the whole rendering and list comprehensions, no per-line branching."""
     if "<pre" in full:              # a <pre> becomes one line: its line breaks travel as NUL until the end
         full = _PRE.sub(lambda m: m.group(0).replace("\n", _NUL), full.replace(_NUL, ""))
     lines = full.split("\n")
@@ -133,6 +135,7 @@ FEATURES = (
     "clean_frac_page", "log_blocks_page", "log_words_page", "link_density_page", "share_of_page_words",
     "dist_longest", "before_longest",
 ) + tuple(f"{name}_w{w}" for w in WINDOWS for name in ("log_words", "link_density", "terminal_punct", "in_clean"))
+
 
 def _table(chars: str) -> np.ndarray:
     t = np.zeros(0x10000, bool)
@@ -268,24 +271,23 @@ class TreeModel:
         self.threshold = float(spec["threshold"])
         self.depth = int(spec["depth"])
         inner, leaves = 2 ** self.depth - 1, 2 ** self.depth
-        self.feature = np.array([t["feature"] for t in spec["trees"]], np.intp)
-        self.split = np.array([t["threshold"] for t in spec["trees"]], np.float32)
-        self.value = np.array([t["value"] for t in spec["trees"]], np.float64)
-        if self.feature.shape[1:] != (inner,) or self.split.shape[1:] != (inner,) or self.value.shape[1:] != (leaves,):
+        feature = np.array([t["feature"] for t in spec["trees"]], np.int32)
+        split = np.array([t["threshold"] for t in spec["trees"]], np.float32)
+        value = np.array([t["value"] for t in spec["trees"]], np.float64)
+        if feature.shape[1:] != (inner,) or split.shape[1:] != (inner,) or value.shape[1:] != (leaves,):
             raise ValueError(f"block model trees must be complete to depth {self.depth}")
-        if self.feature.size and (self.feature.min() < 0 or self.feature.max() >= len(FEATURES)):
+        if feature.size and (feature.min() < 0 or feature.max() >= len(FEATURES)):
             raise ValueError("block model refers to a feature that does not exist")
         # One node space for all trees: inner nodes first (tree by tree, breadth order), then leaves. A
         # node's left child is child[node], its right child child[node] + 1 (complete trees).
-        trees = len(self.feature)
-        local = np.arange(inner)
-        kid = 2 * local + 1                                          # local index of the left child
+        trees = len(feature)
+        kid = 2 * np.arange(inner) + 1                               # local index of the left child
         child = np.where(kid < inner, np.arange(trees)[:, None] * inner + kid,
                          trees * inner + np.arange(trees)[:, None] * leaves + (kid - inner))
         self._child = child.ravel().astype(np.int32)
-        self._feature = self.feature.ravel().astype(np.int32)
-        self._split = self.split.ravel()
-        self._value = np.concatenate([np.zeros(trees * inner), self.value.ravel()])
+        self._feature = feature.ravel()
+        self._split = split.ravel()
+        self._value = np.concatenate([np.zeros(trees * inner), value.ravel()])
         self._roots = (np.arange(trees) * inner).astype(np.int32)
 
     def log_odds(self, x: np.ndarray) -> np.ndarray:
