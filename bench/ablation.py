@@ -39,7 +39,8 @@ def domains(work: Path) -> tuple[str, ...]:
 def overrides_for(recipe: str) -> tuple[str, ...]:
     from jobs.gold import recipe as R
 
-    return ("duplicates.scope=global",) if "duplicates" in R.load(recipe).families() else ()
+    families = R.load(recipe).families()
+    return tuple(f"{f}.scope=global" for f in ("duplicates", "paragraphs") if f in families)
 
 
 def verdict(summary: dict, baseline: str, random_arm: str) -> dict:

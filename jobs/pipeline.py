@@ -118,7 +118,7 @@ def plan(cfg: Config) -> list[Step]:
     loc = cfg.location()
     steps = [Step("ingest", BY_NAME["ingest"], BY_NAME["ingest"].config(**loc, inputs=cfg.inputs, crawl=cfg.crawl)),
              Step("extract", BY_NAME["extract"], BY_NAME["extract"].config(**loc)),
-             Step("dedup", BY_NAME["dedup"], BY_NAME["dedup"].config(**loc, scope=cfg.dedup_scope))]
+             Step("dedup", BY_NAME["dedup"], BY_NAME["dedup"].config(**loc, scope=cfg.dedup_scope, levels=_levels(cfg)))]
     if cfg.eval_dir():
         steps.append(Step("decontaminate", BY_NAME["decontaminate"],
                           BY_NAME["decontaminate"].config(**loc, evals=(cfg.eval_dir(),))))
@@ -143,11 +143,19 @@ def plan(cfg: Config) -> list[Step]:
     return steps
 
 
-def _overrides(cfg: Config, recipe: str) -> tuple[str, ...]:
-    """A recipe reading duplicates reads the clusters of the scope dedup ran with."""
+def _levels(cfg: Config) -> tuple[str, ...]:
+    """Documents always; paragraphs too when a recipe reads them."""
     from jobs.gold import recipe as R
 
-    return (f"duplicates.scope={cfg.dedup_scope}",) if "duplicates" in R.load(recipe).families() else ()
+    return ("document", "paragraph") if any("paragraphs" in R.load(r).families() for r in cfg.recipes) else ("document",)
+
+
+def _overrides(cfg: Config, recipe: str) -> tuple[str, ...]:
+    """A recipe reading duplicates or paragraphs reads what dedup computed at the scope it ran with."""
+    from jobs.gold import recipe as R
+
+    families = R.load(recipe).families()
+    return tuple(f"{f}.scope={cfg.dedup_scope}" for f in ("duplicates", "paragraphs") if f in families)
 
 
 # ------------------------------------------------------------------------------------------- skipping

@@ -15,6 +15,7 @@ from schemas import silver
 from schemas.contract import TableContract
 from udfs import heuristics
 from udfs.minhash import MinHashParams
+from udfs.paragraphs import ParagraphParams
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("heuristics", "h", silver.SIGNALS_HEURISTIC, "extract", struct=heuristics.VERSION),
     Family("duplicates", "x", silver.DUPLICATES, "dedup",
            {"version": Option("version", MinHashParams().tag), "scope": Option("scope", "crawl")}),
+    Family("paragraphs", "p", silver.PARAGRAPH_DUPLICATES, "dedup",
+           {"version": Option("version", ParagraphParams().tag), "scope": Option("scope", "crawl")}),
     Family("quality", "q", silver.SIGNALS_QUALITY, "classify", {"model": Option("model", required=True)}),
     Family("contamination", "c", silver.SIGNALS_CONTAMINATION, "decontaminate", {"version": Option("version")}),
     Family("neural", "n", silver.SIGNALS_NEURAL, "score-neural",

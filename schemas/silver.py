@@ -104,6 +104,46 @@ DUPLICATES = TableContract(
     properties={"delta.dataSkippingStatsColumns": "doc_id,version,scope,cluster_id,cluster_size"},
 )
 
+PARAGRAPH_HASHES = TableContract(
+    layer="silver",
+    name="paragraph_hashes",
+    key=("doc_id", "version"),
+    comment="Per document, the hashes of its counted lines (udfs/paragraphs.py): the state repeated-paragraph "
+            "counts are taken from, so a new crawl never re-reads the text of earlier ones.",
+    columns=(
+        Column("doc_id", StringType(), "silver.documents.doc_id", False),
+        Column("crawl", StringType(), "crawl id", False),
+        Column("version", StringType(), "line-hash tag, e.g. para_1w (lines of at least 1 normalised word)", False),
+        Column("line_index", ArrayType(IntegerType(), False), "indexes of the counted lines in split(text, '\\n')", False),
+        Column("hashes", ArrayType(LongType(), False), "64-bit hash of each counted line's normalised words", False),
+        Column("chars", ArrayType(IntegerType(), False), "characters of each counted line", False),
+    ),
+    partition_by=("crawl",),
+    properties={"delta.dataSkippingStatsColumns": "doc_id,version"},
+)
+
+PARAGRAPH_DUPLICATES = TableContract(
+    layer="silver",
+    name="paragraph_duplicates",
+    key=("doc_id", "version", "scope"),
+    comment="Per document, its lines (paragraphs) repeated in other documents of the scope; removing them leaves "
+            "each repeated paragraph once, in the document fetched first (jobs/silver/paragraph_dedup.py).",
+    columns=(
+        Column("doc_id", StringType(), "silver.documents.doc_id", False),
+        Column("crawl", StringType(), "crawl id", False),
+        Column("version", StringType(), "para_<min words>w_<copies>c, e.g. para_1w_2c", False),
+        Column("scope", StringType(), "crawl: counted within each crawl; global: across every crawl deduplicated", False),
+        Column("paragraphs", IntegerType(), "counted lines of the text", False),
+        Column("repeated_paragraphs", IntegerType(), "of them, lines another document holds first", False),
+        Column("repeated_chars", IntegerType(), "characters of those lines", False),
+        Column("repeated_char_frac", DoubleType(), "repeated_chars / characters of the text (0 for an empty text)", False),
+        Column("repeated_lines", ArrayType(IntegerType()), "their indexes in split(text, '\\n'), ascending", False),
+        Column("max_copies", IntegerType(), "documents holding the most widely repeated of those lines (0: none)", False),
+    ),
+    partition_by=("crawl",),
+    properties={"delta.dataSkippingStatsColumns": "doc_id,version,scope,repeated_char_frac,max_copies"},
+)
+
 SIGNALS_QUALITY = TableContract(
     layer="silver",
     name="signals_quality",
@@ -154,5 +194,5 @@ SIGNALS_NEURAL = TableContract(
     properties={"delta.dataSkippingStatsColumns": "doc_id,scorer,model,model_version,score"},
 )
 
-TABLES = (DOCUMENTS, SIGNALS_HEURISTIC, SIGNALS_MINHASH, DUPLICATES, SIGNALS_QUALITY, SIGNALS_CONTAMINATION,
-          SIGNALS_NEURAL)
+TABLES = (DOCUMENTS, SIGNALS_HEURISTIC, SIGNALS_MINHASH, DUPLICATES, PARAGRAPH_HASHES, PARAGRAPH_DUPLICATES,
+          SIGNALS_QUALITY, SIGNALS_CONTAMINATION, SIGNALS_NEURAL)

@@ -96,7 +96,11 @@ def signatures(texts, params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
 def text_hashes(texts) -> np.ndarray:
     """64-bit hash of each text's normalised word sequence (exact-duplicate key; NFKC, case and
     punctuation folded). Signed int64, as Spark stores bigint."""
-    words = T.normalized_words(texts)
+    return word_sequence_hashes(T.normalized_words(texts))
+
+
+def word_sequence_hashes(words: T.Pieces) -> np.ndarray:
+    """text_hashes from the texts' normalised words (for callers that need the words too)."""
     wh = word_hashes(words.values)
     counts = words.counts
     with np.errstate(over="ignore"):

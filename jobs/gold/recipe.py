@@ -13,6 +13,7 @@ is read. Recipes are YAML files (shipped ones in jobs/gold/recipes/, or any path
       - name: quality_top_10pct
         top_percent: 10                       # keep the best 10% of what is left, by:
         score: q.score
+    clean: [repeated_paragraphs]              # optional: lines removed from the documents kept (CLEANERS)
 
 Aliases: d = silver.documents, h = silver.signals_heuristic (heuristics_v2 fields as columns),
 x = silver.duplicates, q = silver.signals_quality, c = silver.signals_contamination,
@@ -20,6 +21,11 @@ n = silver.signals_neural (one scorer and model per recipe: signals.neural.score
 {scorer: embedding, model: lakesift_embedding}; learnability models are named LEARNER/REFERENCE).
 A document without a row in a family a predicate reads is dropped as `missing_<family>` at that predicate;
 a predicate that evaluates to NULL counts as failed. Neither is ever a silent keep.
+
+Cleaning comes after every predicate, on the documents kept: each cleaner names whole lines of the text to
+remove (positions in split(text, '\n')), so no line is ever cut in two. The corpus then holds the cleaned text
+and its token estimate; gold.rejections records the tokens cut as a row with 0 documents, and a document
+without the cleaner's signal is dropped as `missing_<family>` at that last step.
 """
 from __future__ import annotations
 
@@ -58,6 +64,14 @@ year month dayofmonth to_date datediff date_diff extract between
 """.split())                  # BETWEEN and EXTRACT(... FROM ...) are syntax that Spark parses as functions
 
 
+# Cleaners a recipe may list under `clean`: name -> (signal family, array<int> of line indexes it removes).
+CLEANERS = {
+    # DCLM's paragraph-level dedup (Li et al. 2024, Section 4.3): every paragraph repeated in
+    # the scope survives once, in its first holder (jobs/silver/paragraph_dedup.py)
+    "repeated_paragraphs": ("paragraphs", "p.repeated_lines"),
+}
+
+
 class RecipeError(ValueError):
     """A recipe that cannot run: the message names the recipe and the predicate."""
 
@@ -87,15 +101,27 @@ class Recipe:
     signals: dict = field(default_factory=dict)
     description: str = ""
     source: str = ""
+    clean: tuple[str, ...] = ()
 
     def fingerprint(self) -> str:
         """sha256 prefix of the canonical content that decides the output (not the prose)."""
-        canonical = json.dumps({"name": self.name, "signals": self.signals,
-                                "predicates": [p.__dict__ for p in self.predicates]}, sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        content = {"name": self.name, "signals": self.signals, "predicates": [p.__dict__ for p in self.predicates]}
+        if self.clean:                      # recipes without cleaning keep the fingerprints they always had
+            content["clean"] = list(self.clean)
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
     def families(self) -> list[str]:
-        return sorted({f for p in self.predicates for f in p.families()} - {"documents"})
+        return sorted(({f for p in self.predicates for f in p.families()} | self.clean_families()) - {"documents"})
+
+    def clean_families(self) -> set[str]:
+        return {CLEANERS[c][0] for c in self.clean}
+
+    def lines_to_remove(self) -> str | None:
+        """SQL: the line indexes the recipe's cleaners remove from a kept document (None without cleaners)."""
+        if not self.clean:
+            return None
+        arrays = [f"coalesce({CLEANERS[c][1]}, array())" for c in self.clean]
+        return arrays[0] if len(arrays) == 1 else f"array_distinct(concat({', '.join(arrays)}))"
 
     def columns(self) -> list[tuple[str, str]]:
         return sorted({c for p in self.predicates for c in p.columns()})
@@ -174,7 +200,13 @@ def parse(data, overrides: dict[str, str], origin: str = "recipe") -> Recipe:
         if bad:
             raise RecipeError(f"recipe {name}: predicate {p.name}: unknown table alias {sorted(set(bad))}; "
                               f"use {', '.join(f'{a} ({f})' for a, f in FAMILIES.items())}")
-    return Recipe(name, tuple(predicates), signals, str(data.get("description", "")), str(data.get("source", "")))
+    clean = data.get("clean") or []
+    if isinstance(clean, str):
+        clean = [clean]
+    if not isinstance(clean, list) or any(c not in CLEANERS for c in clean) or len(set(clean)) != len(clean):
+        raise RecipeError(f"recipe {name}: clean must be a list of distinct cleaners from: {', '.join(CLEANERS)}")
+    return Recipe(name, tuple(predicates), signals, str(data.get("description", "")), str(data.get("source", "")),
+                  tuple(clean))
 
 
 # ----------------------------------------------------------------------------------------- SQL building
@@ -192,7 +224,14 @@ def steps(recipe: Recipe) -> list[tuple[int, str, str]]:
             out.append((i, p.name, f"NOT coalesce(({p.where}), false)"))
         else:
             out.append((i, p.name, f"NOT coalesce(({p.score}) >= {{threshold:{p.name}}}, false)"))
+    for family in sorted(recipe.clean_families() - checked):
+        out.append((len(recipe.predicates) + 1, f"missing_{family}", f"{ALIASES[family]}.doc_id IS NULL"))
     return out
+
+
+def clean_step(recipe: Recipe) -> tuple[int, str] | None:
+    """(step, name) of the cleaning step that follows every predicate, None without cleaners."""
+    return (len(recipe.predicates) + 1, "clean_" + "_".join(recipe.clean)) if recipe.clean else None
 
 
 def drop_reason_sql(recipe: Recipe, thresholds: dict[str, float | None], upto: int | None = None) -> tuple[str, str]:

@@ -13,7 +13,7 @@ import io
 import sys
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.gold import recipe as R
@@ -136,9 +136,18 @@ def decide(df: DataFrame, recipe: R.Recipe, cuts: dict[str, float | None]) -> Da
     signals = [F.lit(f"{a}.{c}") for a, c in recipe.columns()]
     values = [F.col(f"{a}.{c}").cast("string") for a, c in recipe.columns()]
     signal_map = F.map_from_arrays(F.array(*signals), F.array(*values)) if signals else F.create_map()
+    remove = recipe.lines_to_remove()
     return df.select(F.col("d.doc_id").alias("doc_id"), F.col("d.crawl").alias("crawl"), F.col("d.url").alias("url"),
                      F.floor(F.col("d.char_count") / TOKEN_CHARS).cast("int").alias("estimated_tokens"),
-                     signal_map.alias("signals"), F.expr(reason).alias("drop_reason"), F.expr(step).alias("step"))
+                     signal_map.alias("signals"), F.expr(reason).alias("drop_reason"), F.expr(step).alias("step"),
+                     (F.expr(remove) if remove else F.lit(None).cast("array<int>")).alias("remove_lines"))
+
+
+def cleaned(text, remove_lines):
+    """The text without the lines at the indexes `remove_lines` (positions in split(text, '\\n'), as
+    udfs/paragraphs.remove_lines); the text itself when there are none."""
+    kept = F.filter(F.split(text, "\n", -1), lambda _, i: ~F.array_contains(remove_lines, i))
+    return F.when(F.coalesce(F.size(remove_lines), F.lit(0)) > 0, F.array_join(kept, "\n")).otherwise(text)
 
 
 def funnel(recipe: R.Recipe, total_docs: int, total_tokens: int, drops: list) -> list[tuple[int, str, int, int]]:
@@ -148,10 +157,11 @@ def funnel(recipe: R.Recipe, total_docs: int, total_tokens: int, drops: list) ->
         d, t = by_step.get(r.step, (0, 0))
         by_step[r.step] = (d + r.documents, t + r.estimated_tokens)
     rows, docs, toks = [], total_docs, total_tokens
-    for i, p in enumerate(recipe.predicates, 1):
+    named = [(i, p.name) for i, p in enumerate(recipe.predicates, 1)] + ([R.clean_step(recipe)] if recipe.clean else [])
+    for i, name in named:
         d, t = by_step.get(i, (0, 0))
         docs, toks = docs - d, toks - t
-        rows.append((i, p.name, docs, toks))
+        rows.append((i, name, docs, toks))
     return rows
 
 
@@ -188,16 +198,27 @@ def run(spark: SparkSession, cfg: Config, out=sys.stdout) -> dict:
         tracked.params(**{f"threshold.{k}": v for k, v in cuts.items()})
         decided = decide(df, recipe, cuts).localCheckpoint()
         fingerprint = F.lit(recipe.fingerprint())
+        text = cleaned(F.col("text"), F.col("remove_lines"))
         kept = (decided.where("drop_reason IS NULL")
                 .join(frames["d"].select("doc_id", "text"), "doc_id")
                 .select("doc_id", F.lit(recipe.name).alias("recipe"), fingerprint.alias("recipe_fingerprint"),
-                        "crawl", "url", "text", "estimated_tokens", "signals"))
+                        "crawl", "url", text.alias("text"), F.col("estimated_tokens").alias("tokens_before"), "signals")
+                .withColumn("estimated_tokens", F.floor(F.length("text") / TOKEN_CHARS).cast("int")))
+        cut = Observation("cleaning")
+        kept = kept.observe(cut, F.coalesce(F.sum(F.col("tokens_before") - F.col("estimated_tokens")), F.lit(0)).alias("tokens"),
+                            F.count_if(F.col("tokens_before") != F.col("estimated_tokens")).alias("documents")).drop("tokens_before")
         recipe_rows = f"recipe = {tables.sql_literal(recipe.name)}"
         tracked.table_written(gold.CORPUS.fullname, tables.replace_where(kept, cfg, gold.CORPUS, recipe_rows))
         drops = (decided.where("drop_reason IS NOT NULL").groupBy("step", "drop_reason")
                  .agg(F.count(F.lit(1)).alias("documents"), F.sum("estimated_tokens").cast("long").alias("estimated_tokens"))
                  .select(F.lit(recipe.name).alias("recipe"), fingerprint.alias("recipe_fingerprint"),
                          F.col("step").cast("int").alias("step"), "drop_reason", "documents", "estimated_tokens"))
+        cleaning = {}
+        if recipe.clean:               # tokens cut from the documents kept: a row with 0 documents dropped
+            step, name = R.clean_step(recipe)
+            cleaning = {"cleaned_documents": int(cut.get["documents"]), "cleaned_tokens": int(cut.get["tokens"])}
+            drops = drops.unionByName(spark.createDataFrame(
+                [(recipe.name, recipe.fingerprint(), step, name, 0, cleaning["cleaned_tokens"])], gold.REJECTIONS.schema))
         tracked.table_written(gold.REJECTIONS.fullname, tables.replace_where(drops, cfg, gold.REJECTIONS, recipe_rows))
         totals = decided.agg(F.count(F.lit(1)).alias("n"), F.sum("estimated_tokens").alias("t")).first()
         total_docs, total_tokens = int(totals.n), int(totals.t or 0)
@@ -218,7 +239,7 @@ def run(spark: SparkSession, cfg: Config, out=sys.stdout) -> dict:
         return {"run_id": tracked.run_id, "recipe": recipe.name, "fingerprint": recipe.fingerprint(),
                 "thresholds": cuts, "documents_in": total_docs, "documents_out": kept_docs, "tokens_in": total_tokens,
                 "tokens_out": kept_tokens, "funnel": rows, "funnel_table": report.getvalue(),
-                "drops": [(r.step, r.drop_reason, r.documents) for r in drop_rows],
+                "drops": [(r.step, r.drop_reason, r.documents) for r in drop_rows], **cleaning,
                 "corpus_version": tracked.versions[f"wrote.{gold.CORPUS.fullname}"]}
 
 
@@ -227,7 +248,9 @@ def report(s: dict) -> Report:
     return Report(s["documents_in"], s["documents_out"],
                   f"gold.corpus v{s['corpus_version']}: recipe {s['recipe']} ({s['fingerprint']}) kept "
                   f"{s['documents_out']} of {s['documents_in']} documents, {s['tokens_out']:,} of {s['tokens_in']:,} "
-                  f"estimated tokens" + (f"; thresholds {cuts}" if cuts else ""), s["funnel_table"])
+                  f"estimated tokens" + (f"; thresholds {cuts}" if cuts else "")
+                  + (f"; cleaning cut {s['cleaned_tokens']:,} tokens from {s['cleaned_documents']:,} documents"
+                     if "cleaned_tokens" in s else ""), s["funnel_table"])
 
 
 STAGE = Stage("select", "apply a recipe -> gold.corpus (new version) and gold.rejections", Config,

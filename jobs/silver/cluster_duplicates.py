@@ -31,8 +31,10 @@ from jobs.silver import compute_minhash
 from jobs.silver.compute_minhash import SignatureConfig
 from jobs.silver.graph import connected_components
 from schemas import silver
+from udfs.paragraphs import ParagraphParams
 
 SCOPES = ("crawl", "global")
+LEVELS = ("document", "paragraph")
 VERIFY = ("exact", "estimate", "none")
 NEVER = "timestamp'9999-12-31 00:00:00'"
 
@@ -47,10 +49,21 @@ class Config(SignatureConfig):
     verify: str = option("exact", "keep an LSH candidate pair when its exact shingle Jaccard, or its signature "
                                   "estimate, reaches --threshold; none keeps every candidate", choices=VERIFY)
     max_bucket_pairs: int = option(64, "LSH buckets larger than this give a star, not all pairs")
-    recompute: bool = option(False, "compute signatures again even where they exist")
+    recompute: bool = option(False, "compute signatures and line hashes again even where they exist")
+    levels: tuple[str, ...] = option(("document",), "document: duplicate documents (exact, URL, MinHash-LSH); "
+                                                   "paragraph: lines repeated across documents (silver.paragraph_"
+                                                   "duplicates)", flag="--level", choices=LEVELS, repeat=True)
+    min_words: int = option(ParagraphParams.min_words, "paragraph level: lines with fewer normalised words are "
+                                                       "not counted")
+    copies: int = option(ParagraphParams.copies, "paragraph level: a line is repeated when at least this many "
+                                                 "documents hold it")
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        unknown = sorted(set(self.levels) - set(LEVELS))
+        if unknown or not self.levels:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)}" + (f" (got {', '.join(unknown)})" if unknown else ""))
+        ParagraphParams(min_words=self.min_words, copies=self.copies)
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
         if self.verify not in VERIFY:
@@ -183,24 +196,56 @@ def run(spark: SparkSession, cfg: Config) -> dict:
 
 
 def run_stage(spark: SparkSession, cfg: Config, progress) -> dict:
-    """The dedup stage: signatures where missing (compute_minhash), then clusters."""
-    shared = {f: getattr(cfg, f) for f in ("ngram", "bands", "rows", "threshold", "auto_bands", "seed", "crawls",
-                                           "recompute")}
-    progress(f"signatures ({cfg.minhash().tag}) …")
-    sig = compute_minhash.run(spark, compute_minhash.Config(**cfg.location(), **shared))
-    progress(f"clusters (scope {cfg.scope}) …")
-    dup = run(spark, cfg)
-    return {**dup, "signatures_run_id": sig["run_id"], "rows_out_signatures": sig["rows_out_signatures"],
-            "crawls_signed": sig["crawls_signed"]}
+    """The dedup stage, at each level asked for: documents (signatures where missing, then clusters) and
+    paragraphs (line hashes where missing, then the repeated-paragraph signal)."""
+    out: dict = {"levels": list(cfg.levels)}
+    if "document" in cfg.levels:
+        shared = {f: getattr(cfg, f) for f in ("ngram", "bands", "rows", "threshold", "auto_bands", "seed", "crawls",
+                                               "recompute")}
+        progress(f"signatures ({cfg.minhash().tag}) …")
+        sig = compute_minhash.run(spark, compute_minhash.Config(**cfg.location(), **shared))
+        progress(f"clusters (scope {cfg.scope}) …")
+        dup = run(spark, cfg)
+        out.update(dup, signatures_run_id=sig["run_id"], rows_out_signatures=sig["rows_out_signatures"],
+                   crawls_signed=sig["crawls_signed"])
+    if "paragraph" in cfg.levels:
+        from jobs.silver import paragraph_dedup
+
+        pcfg = paragraph_dedup.Config(**cfg.location(), crawls=cfg.crawls, scope=cfg.scope, min_words=cfg.min_words,
+                                      copies=cfg.copies, recompute=cfg.recompute)
+        progress(f"repeated paragraphs ({pcfg.params().tag}, scope {cfg.scope}) …")
+        para = paragraph_dedup.run(spark, pcfg)
+        out["paragraphs"] = para
+        out.setdefault("run_id", para["run_id"])
+    return out
 
 
 def report(s: dict) -> Report:
-    return Report(s["rows_in_signatures"], s["rows_out_representatives"],
-                  f"{s['rows_out_signatures']} new signatures ({s['version']}); {s['clusters']} clusters of duplicates "
-                  f"(largest {s['largest_cluster']}), {s['rows_dropped_by_dedup']} duplicates to drop, "
-                  f"{s['cc_rounds']} component rounds")
+    notes, detail, rows_in, rows_out = [], "", None, None
+    if "document" in s["levels"]:
+        rows_in, rows_out = s["rows_in_signatures"], s["rows_out_representatives"]
+        notes.append(f"{s['rows_out_signatures']} new signatures ({s['version']}); {s['clusters']} clusters of "
+                     f"duplicates (largest {s['largest_cluster']}), {s['rows_dropped_by_dedup']} duplicates to drop, "
+                     f"{s['cc_rounds']} component rounds")
+    if "paragraph" in s["levels"]:
+        p = s["paragraphs"]
+        rows_in = p["rows_in_paragraph_hashes"] if rows_in is None else rows_in
+        rows_out = p["rows_out_paragraph_duplicates"] if rows_out is None else rows_out
+        notes.append(f"paragraphs ({p['version']}): {p['repeated_paragraphs']:,} of {p['paragraphs']:,} repeated in "
+                     f"{p['documents_with_repeats']:,} documents, {p['repeated_chars']:,} characters "
+                     f"({p['distinct_repeated_paragraphs']:,} distinct)")
+        detail = "most repeated paragraphs (documents holding each):\n" + "".join(
+            f"{docs:>8}  {_clip(line)}\n" for docs, line in p["top_paragraphs"])
+    return Report(rows_in, rows_out, "; ".join(notes), detail)
 
 
-STAGE = Stage("dedup", "silver.documents -> silver.signals_minhash and silver.duplicates (exact, URL, MinHash-LSH)",
+def _clip(line: str, width: int = 100) -> str:
+    line = " ".join((line or "").split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+STAGE = Stage("dedup", "silver.documents -> silver.signals_minhash and silver.duplicates (exact, URL, MinHash-LSH); "
+                       "--level paragraph: silver.paragraph_duplicates (repeated lines)",
               Config, run_stage, reads=(silver.DOCUMENTS.fullname,),
-              writes=(silver.SIGNALS_MINHASH.fullname, silver.DUPLICATES.fullname), report=report)
+              writes=(silver.SIGNALS_MINHASH.fullname, silver.DUPLICATES.fullname, silver.PARAGRAPH_HASHES.fullname,
+                      silver.PARAGRAPH_DUPLICATES.fullname), report=report)
