@@ -4,8 +4,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-# pool builds the real pool's lakehouse that ablation trains on: keep it before ablation
-BENCHMARKS = ("extraction_quality", "throughput", "dedup_accuracy", "dedup_speed", "quality", "neural", "pool", "ablation")
+# pool builds the real pool's lakehouse that paragraph_dedup and ablation read: keep it before them
+BENCHMARKS = ("extraction_quality", "throughput", "dedup_accuracy", "dedup_speed", "quality", "neural", "pool", "paragraph_dedup",
+              "ablation")
 
 
 def main(argv: list[str]) -> int:
