@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import report
-from bench.pool import WORK, Sampler
+from bench.pool import WORK, Sampler, pool_recipes
 
 BITS = (4.8, 9.6, 14.4)
 CHUNK_DOCS = 1000
@@ -65,7 +65,6 @@ def main(argv: list[str] | None = None) -> None:
     from pyspark.sql import functions as F
 
     from bench.ablation import overrides_for
-    from jobs.gold import recipe as R
     from jobs.gold import select_corpus
     from jobs.runtime import tables
     from jobs.runtime.config import JobConfig
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
           f"Python workers {sampler.peak['python_workers'] / 2**30:.2f} GiB")
 
     selected = {}
-    for name in R.shipped_recipes():
+    for name in pool_recipes():
         s = select_corpus.run(spark, select_corpus.Config(home=str(home), recipe=name, overrides=overrides_for(name)))
         selected[name] = {k: s.get(k) for k in ("documents_out", "tokens_out", "cleaned_documents", "cleaned_tokens")}
     corpus = tables.read_table(spark, cfg, gold.CORPUS)
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         F.sum(F.floor(F.col("repeated_chars") / select_corpus.TOKEN_CHARS)).alias("repeat_tokens"),
         F.count_if(F.col("repeated_char_frac") >= 0.8).alias("mostly")).collect()}
     rows = []
-    for name in R.shipped_recipes():
+    for name in pool_recipes():
         r, s = per_recipe[name], selected[name]
         cleans = s["cleaned_tokens"] is not None
         rows.append([name, r.docs, r.tokens, r.with_repeats, int(r.repeat_tokens or 0), r.mostly,

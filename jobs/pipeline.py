@@ -144,10 +144,14 @@ def plan(cfg: Config) -> list[Step]:
 
 
 def _levels(cfg: Config) -> tuple[str, ...]:
-    """Documents always; paragraphs too when a recipe reads them."""
+    """Documents always; paragraphs when a recipe reads them; semantic pairs when a recipe reads semdedup_*
+    clusters."""
     from jobs.gold import recipe as R
 
-    return ("document", "paragraph") if any("paragraphs" in R.load(r).families() for r in cfg.recipes) else ("document",)
+    recipes = [R.load(r) for r in cfg.recipes]
+    semantic = any(str(r.signals.get("duplicates", {}).get("version", "")).startswith("semdedup_") for r in recipes)
+    return ("document", *(["paragraph"] if any("paragraphs" in r.families() for r in recipes) else []),
+            *(["semantic"] if semantic else []))
 
 
 def _overrides(cfg: Config, recipe: str) -> tuple[str, ...]:

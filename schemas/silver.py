@@ -1,6 +1,7 @@
 """Silver: documents and the signals computed over them (facts and scores, never decisions)."""
 from pyspark.sql.types import (
     ArrayType,
+    BinaryType,
     BooleanType,
     DoubleType,
     IntegerType,
@@ -88,11 +89,13 @@ DUPLICATES = TableContract(
     layer="silver",
     name="duplicates",
     key=("doc_id", "version", "scope"),
-    comment="Duplicate clusters: exact text, same URL, and MinHash-LSH near duplicates, as connected components.",
+    comment="Duplicate clusters: exact text, same URL, and MinHash-LSH near duplicates, as connected components; "
+            "semdedup_* versions add pairs of near-identical meaning (jobs/silver/semantic_dedup.py).",
     columns=(
         Column("doc_id", StringType(), "silver.documents.doc_id", False),
         Column("crawl", StringType(), "crawl id", False),
-        Column("version", StringType(), "MinHash parameter tag the clusters were computed with", False),
+        Column("version", StringType(), "MinHash parameter tag the clusters were computed with, or semdedup_<encoder>_"
+                                         "<cosine> for MinHash clusters merged through semantic pairs", False),
         Column("scope", StringType(), "crawl: clusters within each crawl; global: across every crawl deduplicated", False),
         Column("exact_group", LongType(), "text_hash shared by documents with identical normalised text"),
         Column("url_group", LongType(), "hash of the normalised URL (scheme, www., fragment, trailing slash dropped)"),
@@ -142,6 +145,22 @@ PARAGRAPH_DUPLICATES = TableContract(
     ),
     partition_by=("crawl",),
     properties={"delta.dataSkippingStatsColumns": "doc_id,version,scope,repeated_char_frac,max_copies"},
+)
+
+EMBEDDINGS = TableContract(
+    layer="silver",
+    name="embeddings",
+    key=("doc_id", "version"),
+    comment="Sentence-encoder vector per document (udfs/semantic.py): the state semantic dedup pairs documents from.",
+    columns=(
+        Column("doc_id", StringType(), "silver.documents.doc_id", False),
+        Column("crawl", StringType(), "crawl id", False),
+        Column("version", StringType(), "<encoder>_<characters>c_<tokens>t, e.g. minilm_1600c_256t", False),
+        Column("vector", BinaryType(), "the L2-normalised embedding as little-endian float16; NULL for a text "
+                                       "without words"),
+    ),
+    partition_by=("crawl",),
+    properties={"delta.dataSkippingStatsColumns": "doc_id,version"},
 )
 
 SIGNALS_QUALITY = TableContract(
@@ -194,5 +213,5 @@ SIGNALS_NEURAL = TableContract(
     properties={"delta.dataSkippingStatsColumns": "doc_id,scorer,model,model_version,score"},
 )
 
-TABLES = (DOCUMENTS, SIGNALS_HEURISTIC, SIGNALS_MINHASH, DUPLICATES, PARAGRAPH_HASHES, PARAGRAPH_DUPLICATES,
+TABLES = (DOCUMENTS, SIGNALS_HEURISTIC, SIGNALS_MINHASH, DUPLICATES, PARAGRAPH_HASHES, PARAGRAPH_DUPLICATES, EMBEDDINGS,
           SIGNALS_QUALITY, SIGNALS_CONTAMINATION, SIGNALS_NEURAL)

@@ -163,7 +163,7 @@ def test_eval_item_formats():
 # ---------------------------------------------------------------------------------------------- recipes
 
 def test_shipped_recipes_parse():
-    assert R.shipped_recipes() == ["dclm_like", "heuristics", "heuristics_dedup", "raw"]
+    assert R.shipped_recipes() == ["dclm_like", "heuristics", "heuristics_dedup", "raw", "semdedup"]
     dclm = R.load("dclm_like")
     assert dclm.predicates[-1].top_percent == 10 and dclm.families() == ["duplicates", "heuristics", "quality"]
     assert R.load("heuristics").fingerprint() != R.load("heuristics_dedup").fingerprint()

