@@ -151,11 +151,11 @@ EMBEDDINGS = TableContract(
     layer="silver",
     name="embeddings",
     key=("doc_id", "version"),
-    comment="Sentence-encoder vector per document (udfs/semantic.py): the state semantic dedup pairs documents from.",
+    comment="Bag-of-sentences embedding per document (udfs/semantic.py): the state semantic dedup pairs documents from.",
     columns=(
         Column("doc_id", StringType(), "silver.documents.doc_id", False),
         Column("crawl", StringType(), "crawl id", False),
-        Column("version", StringType(), "<encoder>_<characters>c_<tokens>t, e.g. minilm_1600c_256t", False),
+        Column("version", StringType(), "<encoder>_<sentences>x<characters>c_<tokens>t, e.g. minilm_16x300c_64t", False),
         Column("vector", BinaryType(), "the L2-normalised embedding as little-endian float16; NULL for a text "
                                        "without words"),
     ),

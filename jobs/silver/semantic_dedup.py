@@ -47,8 +47,9 @@ class Config(JobConfig):
     bands: int = option(SemanticParams.bands, "LSH bands over the embeddings")
     rows: int = option(SemanticParams.rows, "hyperplane bits per band")
     seed: int = option(SemanticParams.seed, "hyperplane seed")
-    max_chars: int = option(1600, "characters of each text embedded (its start)")
-    max_tokens: int = option(RunnerOptions.max_tokens, "encoder word pieces per text")
+    segments: int = option(16, "sentences embedded per document: those with the smallest hash (order-free)")
+    segment_chars: int = option(300, "longer sentences and lines are cut into pieces of at most this many characters")
+    max_tokens: int = option(64, "encoder word pieces per sentence")
     batch_size: int = option(RunnerOptions.batch_size, "texts per forward pass")
     device: str = option("auto", "auto: CUDA when present (bf16), else CPU; cuda fails without a GPU",
                          choices=("auto", "cuda", "cpu"))
@@ -60,8 +61,8 @@ class Config(JobConfig):
         super().__post_init__()
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
-        if self.max_chars < 1 or self.max_bucket_pairs < 2:
-            raise ValueError("max_chars must be positive and max_bucket_pairs at least 2")
+        if self.segments < 1 or self.segment_chars < 20 or self.max_bucket_pairs < 2:
+            raise ValueError("segments must be positive, segment_chars at least 20 and max_bucket_pairs at least 2")
         self.params()
         self.runner()
 
@@ -72,19 +73,19 @@ class Config(JobConfig):
         return RunnerOptions(self.batch_size, self.max_tokens, self.device)
 
     def embedding_tag(self) -> str:
-        return f"{encoder_tag(self.encoder)}_{self.max_chars}c_{self.max_tokens}t"
+        return f"{encoder_tag(self.encoder)}_{self.segments}x{self.segment_chars}c_{self.max_tokens}t"
 
     def tag(self) -> str:
         return self.params().tag(encoder_tag(self.encoder))
 
 
 def embed(documents: DataFrame, cfg: Config, encoder_ref: str | None) -> DataFrame:
-    tag, max_chars, opts = cfg.embedding_tag(), cfg.max_chars, cfg.runner()
+    tag, count, chars, opts = cfg.embedding_tag(), cfg.segments, cfg.segment_chars, cfg.runner()
 
     def kernel(batches):
         from udfs.semantic import embedding_batches
 
-        yield from embedding_batches(batches, encoder_ref, max_chars, opts, tag)
+        yield from embedding_batches(batches, encoder_ref, count, chars, opts, tag)
 
     return documents.select("doc_id", "crawl", "text").mapInArrow(kernel, silver.EMBEDDINGS.schema)
 
