@@ -120,7 +120,8 @@ def main() -> None:
         docs = spark.createDataFrame(
             [(d, "SEM", None, None, T0 + timedelta(minutes=m), None, t, "en", 0.9, len(t), len(t.split()), "utf-8",
               "bench", None, "bench", 0, False) for d, t, m in rows], silver.DOCUMENTS.schema)
-        tables.replace_where(docs, JobConfig(home=home), silver.DOCUMENTS, "true")
+        # several files, as extract writes them: the embedding runs one task per file
+        tables.replace_where(docs.repartition(8), JobConfig(home=home), silver.DOCUMENTS, "true")
         started = time.perf_counter()
         cluster_duplicates.run_stage(spark, cluster_duplicates.Config(home=home), lambda _: None)
         minhash_seconds = time.perf_counter() - started

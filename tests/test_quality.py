@@ -165,7 +165,8 @@ def test_eval_item_formats():
 def test_shipped_recipes_parse():
     assert R.shipped_recipes() == ["dclm_like", "heuristics", "heuristics_dedup", "raw", "semdedup"]
     dclm = R.load("dclm_like")
-    assert dclm.predicates[-1].top_percent == 10 and dclm.families() == ["duplicates", "heuristics", "quality"]
+    assert dclm.predicates[-1].top_percent == 10 and dclm.families() == ["duplicates", "heuristics", "paragraphs", "quality"]
+    assert R.load("semdedup").signals["duplicates"]["version"] == "semdedup_minilm_0.95"
     assert R.load("heuristics").fingerprint() != R.load("heuristics_dedup").fingerprint()
     assert R.load("dclm_like", {"quality.model": "other"}).signals["quality"]["model"] == "other"
 

@@ -1,14 +1,14 @@
 """Semantic near-duplicates: the kernels under `lakesift dedup --level semantic`.
 
-Embedding  a bag of sentences: the text's sentences and lines (whitespace folded; pieces longer than
-           `segment_chars` cut at spaces), of them the `segments` with the smallest stable hash
+Embedding  a bag of sentences: the text's sentences (whitespace folded, line breaks included; pieces longer
+           than `segment_chars` cut at spaces), of them the `segments` with the smallest stable hash
            (udfs/hashing), each embedded by the neural scorer's sentence encoder (all-MiniLM-L6-v2 by default,
            udfs/neural.embed: mean-pooled, L2-normalised), averaged and normalised again. The sample and the
            mean do not depend on the order of the sentences, so a post with its sentences shuffled gets the
-           same vector, and the cost per document is bounded (segments x the encoder's max_tokens). One
-           embedding of the whole text truncated to 256 tokens found 20% of sentence-shuffled copies at cosine
-           0.95 on real posts, this one 100% (bench/semantic_dedup.py). Stored as float16 (768 bytes for 384
-           dimensions).
+           same vector, and the cost per document is bounded (segments x the encoder's max_tokens). On real
+           posts at cosine 0.95 it finds 98% of sentence-shuffled copies (bench/semantic_dedup.py); one
+           embedding of the text cut to 256 tokens found 20% (ad hoc, 60 planted copies). Stored as float16
+           (768 bytes for 384 dimensions).
 LSH        random-hyperplane signatures (Charikar 2002): bit j of a vector is the sign of its dot product with
            hyperplane j, drawn from N(0, 1) by numpy's PCG64 from a seed, so every worker and every later run
            draws the same planes. Two vectors at cosine c agree on a bit with probability p = 1 - arccos(c)/pi;
@@ -95,13 +95,14 @@ def from_fp16_bytes(values) -> np.ndarray:
     return np.frombuffer(b"".join(values), dtype="<f2").reshape(len(values), -1).astype(np.float32)
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def segments(text: str, count: int, chars: int) -> list[str]:
-    """The text's sentences and lines, whitespace folded, pieces over `chars` characters cut at spaces; of
-    them the `count` with the smallest stable hash, in that hash order (the same whatever order the text
-    puts them in)."""
+    """The text's sentences (ending at . ! or ?; line breaks are spaces, so hard-wrapped mail and Usenet text
+    splits like any other), whitespace folded, pieces over `chars` characters cut at spaces; of them the
+    `count` with the smallest stable hash, in that hash order (the same whatever order the text puts them
+    in)."""
     pieces = []
     for part in _SENTENCE_END.split(text or ""):
         part = " ".join(part.split())

@@ -29,15 +29,13 @@ from jobs.runtime.config import Report, Stage, option
 from jobs.runtime.tracking import job_run
 from jobs.silver import compute_minhash
 from jobs.silver.compute_minhash import SignatureConfig
-from jobs.silver.graph import connected_components
+from jobs.silver.graph import NEVER, SCOPES, bucket_pairs, connected_components
 from schemas import silver
 from udfs.paragraphs import ParagraphParams
 from udfs.semantic import SemanticParams
 
-SCOPES = ("crawl", "global")
 LEVELS = ("document", "paragraph", "semantic")
 VERIFY = ("exact", "estimate", "none")
-NEVER = "timestamp'9999-12-31 00:00:00'"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,17 +87,6 @@ def normalized_url(col: str = "url"):
     return u
 
 
-def _pairs(members: str, limit: int):
-    """All pairs of a small sorted bucket; a star around its first member when it is large."""
-    return F.expr(f"""
-        CASE WHEN size({members}) <= {limit} THEN
-          flatten(transform(sequence(0, size({members}) - 2),
-                  i -> transform(slice({members}, i + 2, size({members}) - i - 1),
-                                 v -> named_struct('a', {members}[i], 'b', v))))
-        ELSE transform(slice({members}, 2, size({members}) - 1), v -> named_struct('a', {members}[0], 'b', v))
-        END""")
-
-
 def _star_edges(nodes: DataFrame, key: str) -> DataFrame:
     """Edges from every node to the smallest node sharing its (scope_key, key)."""
     w = Window.partitionBy("scope_key", key)
@@ -129,7 +116,7 @@ def lsh_edges(nodes: DataFrame, cfg: Config) -> DataFrame:
                             f"i -> xxhash64(slice(signature, i * {params.rows} + 1, {params.rows})))")).alias("band", "bucket"))
     buckets = (bands.groupBy("scope_key", "band", "bucket").agg(F.array_sort(F.collect_list("node")).alias("m"))
                .where(F.size("m") > 1))
-    pairs = buckets.select(F.explode(_pairs("m", cfg.max_bucket_pairs)).alias("p")).select("p.a", "p.b").distinct()
+    pairs = buckets.select(F.explode(bucket_pairs("m", cfg.max_bucket_pairs)).alias("p")).select("p.a", "p.b").distinct()
     if cfg.verify == "none":
         return pairs
     if cfg.verify == "estimate":

@@ -1,4 +1,5 @@
-"""Connected components of a large undirected graph with Spark DataFrames.
+"""Dedup graphs with Spark DataFrames: pairs from LSH buckets, and the connected components of a large
+undirected graph.
 
 Kiveris, Lattanzi, Mirrokni, Rastogi, Vassilvitskii 2014, "Connected Components in MapReduce and Beyond":
 alternate Large-Star and Small-Star until the edge set stops changing; every component then is a star
@@ -15,6 +16,19 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 log = logging.getLogger(__name__)
+SCOPES = ("crawl", "global")                       # dedup scopes: within each crawl, or across all
+NEVER = "timestamp'9999-12-31 00:00:00'"           # warc_date of a document fetched at no known time: last
+
+
+def bucket_pairs(members: str, limit: int):
+    """All pairs of a small sorted bucket; a star around its first member when it is large."""
+    return F.expr(f"""
+        CASE WHEN size({members}) <= {limit} THEN
+          flatten(transform(sequence(0, size({members}) - 2),
+                  i -> transform(slice({members}, i + 2, size({members}) - i - 1),
+                                 v -> named_struct('a', {members}[i], 'b', v))))
+        ELSE transform(slice({members}, 2, size({members}) - 1), v -> named_struct('a', {members}[0], 'b', v))
+        END""")
 
 
 def _canonical(edges: DataFrame) -> DataFrame:

@@ -34,11 +34,10 @@ from jobs.runtime import tables
 from jobs.runtime.config import JobConfig, option
 from jobs.runtime.tracking import job_run
 from jobs.silver.compute_minhash import crawls_to_sign
+from jobs.silver.graph import NEVER, SCOPES
 from schemas import silver
 from udfs.paragraphs import ParagraphParams
 
-SCOPES = ("crawl", "global")
-NEVER = "timestamp'9999-12-31 00:00:00'"
 TOP = 20                         # most repeated paragraphs shown in the report and logged to MLflow
 
 

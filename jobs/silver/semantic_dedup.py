@@ -27,9 +27,8 @@ from pyspark.sql import functions as F
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig, option
 from jobs.runtime.tracking import job_run
-from jobs.silver.cluster_duplicates import NEVER, SCOPES, _pairs
 from jobs.silver.compute_minhash import crawls_to_sign
-from jobs.silver.graph import connected_components
+from jobs.silver.graph import NEVER, SCOPES, bucket_pairs, connected_components
 from schemas import silver
 from udfs.minhash import MinHashParams
 from udfs.neural import RunnerOptions
@@ -48,7 +47,7 @@ class Config(JobConfig):
     rows: int = option(SemanticParams.rows, "hyperplane bits per band")
     seed: int = option(SemanticParams.seed, "hyperplane seed")
     segments: int = option(16, "sentences embedded per document: those with the smallest hash (order-free)")
-    segment_chars: int = option(300, "longer sentences and lines are cut into pieces of at most this many characters")
+    segment_chars: int = option(300, "longer sentences are cut into pieces of at most this many characters")
     max_tokens: int = option(64, "encoder word pieces per sentence")
     batch_size: int = option(RunnerOptions.batch_size, "texts per forward pass")
     device: str = option("auto", "auto: CUDA when present (bf16), else CPU; cuda fails without a GPU",
@@ -109,7 +108,7 @@ def semantic_pairs(vectors: DataFrame, cfg: Config) -> tuple[DataFrame, DataFram
     buckets = (banded.select("node", "scope_key", F.posexplode("keys").alias("band", "key"))
                .groupBy("scope_key", "band", "key").agg(F.array_sort(F.collect_list("node")).alias("m"))
                .where(F.size("m") > 1))
-    candidates = (buckets.select(F.explode(_pairs("m", cfg.max_bucket_pairs)).alias("p"))
+    candidates = (buckets.select(F.explode(bucket_pairs("m", cfg.max_bucket_pairs)).alias("p"))
                   .select("p.a", "p.b").distinct())
     v = vectors.select("node", "vector")
     scored = (candidates.join(v.select(F.col("node").alias("a"), F.col("vector").alias("va")), "a")
