@@ -77,13 +77,34 @@ def constructed(seed=3, n=40):
     return rows, want
 
 
+def reference_marks(rows, copies=2, scope_of=lambda doc_id: "*"):
+    """The rule, written plainly: per document, the indexes of its lines (of at least one word) that at least
+    `copies` documents of its scope hold and that an earlier document (fetch minute, then doc_id) holds."""
+    def key(line):
+        return " ".join(re.findall(r"[^\W_]+", line.lower()))
+
+    holders: dict[tuple, list] = {}
+    for doc_id, text, minute in rows:
+        for k in {key(line) for line in text.split("\n") if key(line)}:
+            holders.setdefault((scope_of(doc_id), k), []).append((minute, doc_id))
+    out = {}
+    for doc_id, text, _ in rows:
+        marks = []
+        for i, line in enumerate(text.split("\n")):
+            held = holders.get((scope_of(doc_id), key(line)), [])
+            if key(line) and len(held) >= copies and min(held)[1] != doc_id:
+                marks.append(i)
+        out[doc_id] = marks
+    return out
+
+
 def test_constructed_corpus_gives_exact_counts_and_first_holders_keep_their_copy(spark, home):
     rows, want = constructed()
     docs = documents(spark, rows)
     hashes = paragraph_dedup.hash_lines(docs, ParagraphParams())
     out, repeated = paragraph_dedup.transform(hashes, docs, ParagraphParams(), "crawl")
     got = {r.doc_id: r for r in out.collect()}
-    assert {d: list(r.repeated_lines) for d, r in got.items()} == want
+    assert {d: list(r.repeated_lines) for d, r in got.items()} == want == reference_marks(rows)
     assert sum(r.repeated_paragraphs for r in got.values()) == 9 + 2
     assert sorted((r.docs, r.first.d) for r in repeated.collect()) == [(3, "doc33"), (10, "doc36")]
     texts = {d: t for d, t, _ in rows}
@@ -121,14 +142,16 @@ def _write(spark, home, docs, crawl):
 
 
 def _signal(spark):
-    return {r.doc_id: (list(r.repeated_lines), r.repeated_chars, r.max_copies)
+    return {r.doc_id: list(r.repeated_lines)
             for r in spark.table("silver.paragraph_duplicates").where("scope = 'global'").collect()}
 
 
-def test_incremental_global_run_equals_a_full_run_and_reuses_stored_hashes(spark, tmp_path):
+@pytest.mark.slow                   # two lakehouses, three dedup runs and a select: about a minute
+def test_incremental_global_run_equals_a_full_run_and_a_recipe_cleans_with_it(spark, tmp_path):
     rows, _ = constructed(seed=5, n=24)
-    a = documents(spark, [(f"A{d}", t, m) for d, t, m in rows[:12]], "A")
-    b = documents(spark, [(f"B{d}", t, m + 5000) for d, t, m in rows[12:]], "B")
+    a_rows = [(f"A{d}", t, m) for d, t, m in rows[:12]]
+    b_rows = [(f"B{d}", t, m + 5000) for d, t, m in rows[12:]]
+    a, b = documents(spark, a_rows, "A"), documents(spark, b_rows, "B")
     incremental = str(tmp_path / "inc")
     _write(spark, incremental, a, "A")
     paragraph_dedup.run(spark, paragraph_dedup.Config(home=incremental, scope="global"))
@@ -138,31 +161,27 @@ def test_incremental_global_run_equals_a_full_run_and_reuses_stored_hashes(spark
     assert second["crawls_hashed"] == ["B"] and second["rows_out_hashed"] == 12
     assert sorted(spark.table("silver.paragraph_hashes").where("crawl = 'A'").collect()) == stored_a
     got = _signal(spark)
+    want = reference_marks(a_rows + b_rows)
+    assert got == want and any(want.values())
     full = str(tmp_path / "full")
     _write(spark, full, a, "A")
     _write(spark, full, b, "B")
     summary = paragraph_dedup.run(spark, paragraph_dedup.Config(home=full, scope="global"))
-    assert got == _signal(spark) and len(got) == 24
+    assert _signal(spark) == got and len(got) == 24
     assert summary["top_paragraphs"][0][0] == 6 and "cookies" in summary["top_paragraphs"][0][1].lower()
-    assert any(marks for marks, _, _ in got.values())
 
-
-def test_a_recipe_that_cleans_writes_cleaned_text_and_tokens_reconcile(spark, home, tmp_path):
-    rows, want = constructed()
-    docs = documents(spark, rows)
-    _write(spark, home, docs, "C1")
-    paragraph_dedup.run(spark, paragraph_dedup.Config(home=home))
-    path = tmp_path / "r.yaml"
-    path.write_text(json.dumps({"name": "clean_test", "clean": ["repeated_paragraphs"], "predicates": [
-        {"name": "not_doc00", "where": "d.doc_id != 'doc00'"},
+    path = tmp_path / "r.yaml"                # a recipe that drops one document and cleans the rest
+    path.write_text(json.dumps({"name": "clean_test", "clean": ["repeated_paragraphs"],
+                                "signals": {"paragraphs": {"scope": "global"}}, "predicates": [
+        {"name": "not_first", "where": "d.doc_id != 'Adoc00'"},
         {"name": "mostly_new", "where": "p.repeated_char_frac < 0.8"}]}))
-    s = select_corpus.run(spark, select_corpus.Config(home=home, recipe=str(path)))
-    texts = {d: t for d, t, _ in rows}
+    s = select_corpus.run(spark, select_corpus.Config(home=full, recipe=str(path)))
+    texts = {d: t for d, t, _ in a_rows + b_rows}
     corpus = {r.doc_id: r for r in spark.table("gold.corpus").collect()}
-    assert sorted(corpus) == sorted(d for d in texts if d != "doc00")
+    assert sorted(corpus) == sorted(d for d in texts if d != "Adoc00")
     for d, r in corpus.items():
         assert r.text == remove_lines(texts[d], want[d]) and r.estimated_tokens == len(r.text) // 4
-    assert [name for _, name, _, _ in s["funnel"]] == ["not_doc00", "mostly_new", "clean_repeated_paragraphs"]
+    assert [name for _, name, _, _ in s["funnel"]] == ["not_first", "mostly_new", "clean_repeated_paragraphs"]
     assert s["tokens_out"] == sum(r.estimated_tokens for r in corpus.values())
     assert s["cleaned_documents"] == sum(1 for d in corpus if want[d])
     drops = {r.drop_reason: (r.documents, r.estimated_tokens) for r in spark.table("gold.rejections").collect()}

@@ -73,39 +73,45 @@ def _clusters(spark, version):
             for r in spark.table("silver.duplicates").where(f"version = '{version}'").collect()}
 
 
-def test_reworded_documents_join_one_cluster_with_the_minhash_duplicates(spark, home):
-    rows = [("council", COUNCIL, 10), ("council_reworded", COUNCIL_REWORDED, 5), ("recipe", RECIPE, 1),
-            ("recipe_copy", RECIPE.upper(), 20), ("empty", "", 3)] + [(f"other{i}", t, 30 + i) for i, t in enumerate(OTHERS)]
-    tables.replace_where(documents(spark, rows, "C1"), JobConfig(home=home), silver.DOCUMENTS, "true")
-    summary = _dedup(spark, home)
-    sem = summary["semantic"]
-    assert sem["version"] == "semdedup_minilm_0.95" and sem["rows_out_embedded"] == len(rows)
-    got = _clusters(spark, "semdedup_minilm_0.95")
-    assert got["council"] == ("council_reworded", 2, False) and got["council_reworded"] == ("council_reworded", 2, True)
-    assert got["recipe_copy"] == ("recipe", 2, False)                   # the MinHash cluster is kept
-    assert all(got[f"other{i}"][1] == 1 for i in range(len(OTHERS))) and got["empty"][1] == 1
-    assert sem["dropped_beyond_minhash"] == 1 and sem["semantic_pairs"] >= 1
-    minhash = _clusters(spark, "minhash_5g_14x8")
-    assert minhash["council"][1] == 1 and minhash["recipe_copy"][1] == 2
-    vectors = {r.doc_id: r.vector for r in spark.table("silver.embeddings").collect()}
-    assert vectors["empty"] is None and len(vectors["council"]) == 2 * 384
+def test_bag_of_sentences_vectors_ignore_sentence_order_with_the_real_encoder():
+    from udfs.neural import RunnerOptions, default_encoder_path
+    from udfs.semantic import document_vectors
+
+    sentences = COUNCIL.split(". ")
+    shuffled = ". ".join([sentences[2], sentences[0], sentences[3].rstrip("."), sentences[1]]) + "."
+    texts = [COUNCIL, shuffled.replace(" ", "\n", 3), COUNCIL_REWORDED, RECIPE, "   "]
+    vectors, has = document_vectors(texts, default_encoder_path(), RunnerOptions(max_tokens=64, device="cpu"), 16, 300)
+    assert has.tolist() == [True, True, True, True, False]
+    cos = vectors[:4] @ vectors[:4].T
+    assert cos[0, 1] == pytest.approx(1.0, abs=1e-5)                      # same sentences, another order and wrapping
+    assert 0.95 <= cos[0, 2] < 0.9999 and cos[0, 3] < 0.5
 
 
-@pytest.mark.slow                      # two lakehouses, embeddings and components twice: about a minute
-def test_incremental_global_run_equals_a_full_run(spark, tmp_path):
-    a = documents(spark, [("council", COUNCIL, 10), ("recipe", RECIPE, 1)] +
-                  [(f"a{i}", t, 30 + i) for i, t in enumerate(OTHERS[:3])], "A")
-    b = documents(spark, [("council_reworded", COUNCIL_REWORDED, 500), ("recipe_copy", RECIPE.upper(), 600)] +
-                  [(f"b{i}", t, 700 + i) for i, t in enumerate(OTHERS[3:])], "B")
+@pytest.mark.slow                      # real encoder on CPU, three dedup runs over two lakehouses: about 90 s
+def test_reworded_documents_cluster_with_minhash_duplicates_and_incremental_runs_equal_full_ones(spark, tmp_path):
+    a_rows = [("council", COUNCIL, 10), ("recipe", RECIPE, 1), ("empty", "", 3)] + \
+        [(f"a{i}", t, 30 + i) for i, t in enumerate(OTHERS[:3])]
+    b_rows = [("council_reworded", COUNCIL_REWORDED, 5), ("recipe_copy", RECIPE.upper(), 600)] + \
+        [(f"b{i}", t, 700 + i) for i, t in enumerate(OTHERS[3:])]
+    a, b = documents(spark, a_rows, "A"), documents(spark, b_rows, "B")
     inc, full = str(tmp_path / "inc"), str(tmp_path / "full")
     tables.replace_where(a, JobConfig(home=inc), silver.DOCUMENTS, "crawl = 'A'")
     _dedup(spark, inc, "global")
     tables.replace_where(b, JobConfig(home=inc), silver.DOCUMENTS, "crawl = 'B'")
-    second = _dedup(spark, inc, "global")
-    assert second["semantic"]["crawls_embedded"] == ["B"]
+    sem = _dedup(spark, inc, "global")["semantic"]
+    assert sem["crawls_embedded"] == ["B"] and sem["rows_out_embedded"] == len(b_rows)
+    assert sem["version"] == "semdedup_minilm_0.95" and sem["dropped_beyond_minhash"] == 1
     got = _clusters(spark, "semdedup_minilm_0.95")
+    # the reworded copy was fetched first (minute 5): it represents the pair; the upper-cased recipe is
+    # MinHash's duplicate and stays one; the others are alone
+    assert got["council"] == ("council_reworded", 2, False) and got["council_reworded"] == ("council_reworded", 2, True)
+    assert got["recipe_copy"] == ("recipe", 2, False) and got["recipe"] == ("recipe", 2, True)
+    assert all(v[1] == 1 for k, v in got.items() if k[0] in "ab" and k[1:].isdigit()) and got["empty"][1] == 1
+    minhash = _clusters(spark, "minhash_5g_14x8")
+    assert minhash["council"][1] == 1 and minhash["recipe_copy"][1] == 2
+    vectors = {r.doc_id: r.vector for r in spark.table("silver.embeddings").collect()}
+    assert vectors["empty"] is None and len(vectors["council"]) == 2 * 384
     for crawl, df in (("A", a), ("B", b)):
         tables.replace_where(df, JobConfig(home=full), silver.DOCUMENTS, f"crawl = '{crawl}'")
     _dedup(spark, full, "global")
     assert got == _clusters(spark, "semdedup_minilm_0.95")
-    assert got["council_reworded"] == ("council", 2, False) and got["recipe_copy"] == ("recipe", 2, False)
