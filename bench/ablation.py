@@ -22,7 +22,7 @@ import os
 import time
 from pathlib import Path
 
-from bench.common import RESULTS, report
+from bench.common import RESULTS, SHARED, report
 
 WORK = Path(os.environ.get("BENCH_POOL_DIR", "/tmp/lakesift-pool"))
 SCALE = os.environ.get("BENCH_SCALE", "tiny")
@@ -72,8 +72,9 @@ def main() -> None:
         select_corpus.run(spark, select_corpus.Config(home=home, recipe=recipe, overrides=overrides_for(recipe)))
     heldout = domains(WORK)
     started = time.perf_counter()
+    # the evaluation tasks (CORE-like) from the shared data, not from whatever $LAKESIFT_EVALS says
     cfg = ablate.Config(home=home, recipes=RECIPES, scale=SCALE, seeds=SEEDS, limit=100, heldout=heldout,
-                        excluded=EXCLUDED, random_like="best")
+                        excluded=EXCLUDED, random_like="best", evals=str(SHARED / "evals"))
     result = ablate.run(spark, cfg, progress=lambda m: print(f"  {m} ({time.perf_counter() - started:.0f}s)", flush=True))
     seconds = time.perf_counter() - started
     print(result["table"])
@@ -94,7 +95,7 @@ def main() -> None:
                         "speedup vs raw", "CORE-like"], rows, {
         "scale": SCALE, "seeds": SEEDS, "ablation_seconds": round(seconds), "mlflow_parent_run": result["run_id"],
         "command": ("lakesift ablate --recipes " + " ".join(RECIPES) + f" --random-like best --scale {SCALE} --seeds {SEEDS} "
-                    "--limit 100 --heldout " + " ".join(heldout) + " --exclude " + " ".join(EXCLUDED)
+                    f"--limit 100 --evals {SHARED / 'evals'} --heldout " + " ".join(heldout) + " --exclude " + " ".join(EXCLUDED)
                     + "  (after python -m bench.pool all; recipes selected with duplicates.scope=global)"),
         "domains": result["domains"], "deciding_domains": result["deciding_domains"], "excluded": list(EXCLUDED),
         "summary": summary, "tasks_centered": tasks, "tasks_above_chance": above_chance, "verdict": answer,
