@@ -61,7 +61,8 @@ def transform(documents: DataFrame, cfg: Config) -> DataFrame:
 
 
 def crawls_to_sign(spark: SparkSession, cfg: Config, documents: DataFrame, signals: DataFrame) -> list[str]:
-    """Crawls asked for whose signatures for this version are missing or incomplete."""
+    """Crawls asked for (cfg.crawls, all when empty) whose rows in `signals` are missing or incomplete;
+    every crawl asked for with cfg.recompute."""
     asked = documents if not cfg.crawls else documents.where(F.col("crawl").isin(list(cfg.crawls)))
     have = asked.groupBy("crawl").agg(F.count(F.lit(1)).alias("docs"))
     if cfg.recompute:
@@ -71,6 +72,24 @@ def crawls_to_sign(spark: SparkSession, cfg: Config, documents: DataFrame, signa
     return sorted(r.crawl for r in rows)
 
 
+def fill_missing(spark: SparkSession, cfg, tracked, documents: DataFrame, contract, version: str, compute,
+                 **metrics) -> tuple[list[str], dict]:
+    """Per-document state (signatures, line hashes, embeddings: `contract` rows of `version`) computed by
+    compute(documents of a crawl) for the crawls that lack it (crawls_to_sign), replacing those crawls' rows of
+    that version. Returns (the crawls computed, {"rows": rows written, and each of `metrics`, a named
+    aggregate observed over them})."""
+    stored = tables.read_table(spark, cfg, contract).where(F.col("version") == version)
+    todo = crawls_to_sign(spark, cfg, documents, stored)
+    if not todo:
+        return todo, {"rows": 0, **{k: 0 for k in metrics}}
+    seen = Observation(f"{contract.name}_{version}")
+    out = compute(documents.where(F.col("crawl").isin(todo))).observe(
+        seen, F.count(F.lit(1)).alias("rows"), *(e.alias(k) for k, e in metrics.items()))
+    where = f"{tables.in_list('crawl', todo)} AND version = {tables.sql_literal(version)}"
+    tracked.table_written(contract.fullname, tables.replace_where(out, cfg, contract, where))
+    return todo, dict(seen.get)
+
+
 def run(spark: SparkSession, cfg: Config) -> dict:
     params = cfg.minhash()
     with job_run(cfg, "compute_minhash", version=params.tag) as tracked:
@@ -78,17 +97,13 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         version = tables.table_version(spark, cfg, silver.DOCUMENTS)
         tracked.table_read(silver.DOCUMENTS.fullname, version)
         documents = tables.read_table(spark, cfg, silver.DOCUMENTS, version)
-        signals = tables.read_table(spark, cfg, silver.SIGNALS_MINHASH).where(F.col("version") == params.tag)
-        todo = crawls_to_sign(spark, cfg, documents, signals)
+        todo, seen = fill_missing(spark, cfg, tracked, documents, silver.SIGNALS_MINHASH, params.tag,
+                                  lambda docs: transform(docs, cfg),
+                                  no_shingles=F.count_if(F.col("signature").isNull()))
         summary = {"run_id": tracked.run_id, "version": params.tag, "crawls_signed": todo, "rows_out_signatures": 0}
         if not todo:
             return summary
-        seen = Observation("signatures")
-        out = transform(documents.where(F.col("crawl").isin(todo)), cfg).observe(
-            seen, F.count(F.lit(1)).alias("rows"), F.count_if(F.col("signature").isNull()).alias("no_shingles"))
-        where = f"{tables.in_list('crawl', todo)} AND version = {tables.sql_literal(params.tag)}"
-        tracked.table_written(silver.SIGNALS_MINHASH.fullname, tables.replace_where(out, cfg, silver.SIGNALS_MINHASH, where))
-        counts = {"rows_out_signatures": seen.get["rows"], "rows_out_without_shingles": seen.get["no_shingles"]}
+        counts = {"rows_out_signatures": seen["rows"], "rows_out_without_shingles": seen["no_shingles"]}
         tracked.metrics(**counts)
         summary.update(counts)
         return summary

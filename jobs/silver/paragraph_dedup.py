@@ -27,13 +27,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig, option
 from jobs.runtime.tracking import job_run
-from jobs.silver.compute_minhash import crawls_to_sign
+from jobs.silver.compute_minhash import fill_missing
 from jobs.silver.graph import NEVER, SCOPES
 from schemas import silver
 from udfs.paragraphs import ParagraphParams
@@ -118,16 +118,9 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         doc_version = tables.table_version(spark, cfg, silver.DOCUMENTS)
         tracked.table_read(silver.DOCUMENTS.fullname, doc_version)
         documents = tables.read_table(spark, cfg, silver.DOCUMENTS, doc_version)
-        stored = tables.read_table(spark, cfg, silver.PARAGRAPH_HASHES).where(F.col("version") == params.hash_tag)
-        todo = crawls_to_sign(spark, cfg, documents, stored)
-        hashed = 0
-        if todo:
-            seen = Observation("hashed")
-            new = hash_lines(documents.where(F.col("crawl").isin(todo)), params).observe(seen, F.count(F.lit(1)).alias("rows"))
-            where = f"{tables.in_list('crawl', todo)} AND version = {tables.sql_literal(params.hash_tag)}"
-            tracked.table_written(silver.PARAGRAPH_HASHES.fullname,
-                                  tables.replace_where(new, cfg, silver.PARAGRAPH_HASHES, where))
-            hashed = seen.get["rows"]
+        todo, seen = fill_missing(spark, cfg, tracked, documents, silver.PARAGRAPH_HASHES, params.hash_tag,
+                                  lambda docs: hash_lines(docs, params))
+        hashed = seen["rows"]
         hash_version = tables.table_version(spark, cfg, silver.PARAGRAPH_HASHES)
         tracked.table_read(silver.PARAGRAPH_HASHES.fullname, hash_version)
         hashes = tables.read_table(spark, cfg, silver.PARAGRAPH_HASHES, hash_version).where(F.col("version") == params.hash_tag)

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, Observation, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig, option
 from jobs.runtime.tracking import job_run
-from jobs.silver.compute_minhash import crawls_to_sign
+from jobs.silver.compute_minhash import fill_missing
 from jobs.silver.graph import NEVER, SCOPES, bucket_pairs, connected_components
 from schemas import silver
 from udfs.minhash import MinHashParams
@@ -149,16 +149,9 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         doc_version = tables.table_version(spark, cfg, silver.DOCUMENTS)
         tracked.table_read(silver.DOCUMENTS.fullname, doc_version)
         documents = tables.read_table(spark, cfg, silver.DOCUMENTS, doc_version)
-        stored = tables.read_table(spark, cfg, silver.EMBEDDINGS).where(F.col("version") == cfg.embedding_tag())
-        todo = crawls_to_sign(spark, cfg, documents, stored)
-        embedded = 0
-        if todo:
-            seen = Observation("embedded")
-            new = embed(documents.where(F.col("crawl").isin(todo)), cfg, ship(spark, cfg.encoder) if cfg.encoder else None)
-            where = f"{tables.in_list('crawl', todo)} AND version = {tables.sql_literal(cfg.embedding_tag())}"
-            tracked.table_written(silver.EMBEDDINGS.fullname, tables.replace_where(
-                new.observe(seen, F.count(F.lit(1)).alias("rows")), cfg, silver.EMBEDDINGS, where))
-            embedded = seen.get["rows"]
+        todo, seen = fill_missing(spark, cfg, tracked, documents, silver.EMBEDDINGS, cfg.embedding_tag(),
+                                  lambda docs: embed(docs, cfg, ship(spark, cfg.encoder) if cfg.encoder else None))
+        embedded = seen["rows"]
         vec_version = tables.table_version(spark, cfg, silver.EMBEDDINGS)
         dup_version = tables.table_version(spark, cfg, silver.DUPLICATES)
         tracked.table_read(silver.EMBEDDINGS.fullname, vec_version)
