@@ -1,5 +1,5 @@
-"""The commands that are not stages: looking at the lakehouse (sql, tables, views, recipes), serving it (ui,
-serve-sql, spark-sql), running elsewhere (pack-env, submit) and setup. Each is `add(parser)` for its
+"""The commands that are not stages: looking at the lakehouse (sql, tables, views, recipes), serving it (serve,
+ui, serve-sql, spark-sql), running elsewhere (pack-env, submit) and setup. Each is `add(parser)` for its
 arguments and `run(args, cfg, spark)` for its work; jobs/cli.py wires them with the stages."""
 from __future__ import annotations
 
@@ -59,36 +59,29 @@ def _sql_args(p) -> None:
                         "without it only queries, SHOW, DESCRIBE and EXPLAIN run")
 
 
-# Commands that only read: everything else that parses to a command, or an INSERT, needs --write.
-READ_ONLY_COMMANDS = frozenset({"ShowTables", "ShowTablesExtended", "ShowNamespaces", "ShowViews", "ShowColumns",
-                                "ShowFunctions", "ShowTableProperties", "ShowCreateTable", "ShowPartitions",
-                                "DescribeRelation", "DescribeColumn", "DescribeNamespace", "DescribeFunction",
-                                "ExplainCommand", "ShowCatalogsCommand", "ShowCurrentNamespaceCommand"})
-
-
 def writes(session, query: str) -> str | None:
-    """The kind of the first node of the statement's parsed plan that would change something (a command
-    other than SHOW/DESCRIBE/EXPLAIN, or an INSERT), or None for a read-only statement."""
-    jvm = session._jvm
-    command = jvm.java.lang.Class.forName("org.apache.spark.sql.catalyst.plans.logical.Command")
-    stack = [session._jsparkSession.sessionState().sqlParser().parsePlan(query)]
-    while stack:
-        node = stack.pop()
-        kind = node.getClass().getSimpleName()
-        if kind in READ_ONLY_COMMANDS:
-            continue
-        if command.isInstance(node) or kind.startswith("InsertInto"):
-            return kind
-        children = node.children()
-        stack += [children.apply(i) for i in range(children.size())]
-    return None
+    """The first node of the statement's parsed plan that is not known to only read (a command other than
+    SHOW/DESCRIBE/EXPLAIN, an INSERT, ...), or None for a read-only statement. Works the same through Spark
+    Connect (jobs/runtime/sqlplan.py)."""
+    from pyspark.errors import ParseException
+
+    from jobs.runtime import sqlplan
+
+    try:
+        nodes = sqlplan.writing_nodes(session, query)
+    except ParseException as exc:
+        # Spark's parser without Delta's extension: VACUUM, OPTIMIZE, RESTORE and the like are not SQL to it
+        first = next((line for line in str(exc).splitlines() if line.strip()), "")
+        raise ValueError(f"{first}\n(if this is a Delta command Spark's own grammar lacks, such as VACUUM, OPTIMIZE "
+                         "or RESTORE, --write runs it)") from None
+    return nodes[0] if nodes else None
 
 
 def _sql(args, cfg, spark) -> int:
     changing = None if args.write else writes(spark(), args.query)
     if changing:
-        raise ValueError(f"this statement changes the lakehouse ({changing}); `lakesift sql` only reads unless "
-                         "--write is given")
+        raise ValueError(f"this statement may change the lakehouse ({changing} is not known to only read); "
+                         "`lakesift sql` only reads unless --write is given")
     df = spark().sql(args.query)
     if args.format == "table":
         rows = df.limit(args.max_rows + 1).collect()
@@ -128,7 +121,7 @@ def _server_args(port: int) -> Callable:
         p.add_argument("--host", default="127.0.0.1", help=BIND_HELP)
         p.add_argument("--expose", action="store_true",
                        help="allow a --host other than loopback: the server has no authentication, and anyone "
-                            "who reaches the port can read (serve-sql: and change) every table")
+                            "who reaches the port can read and change the lakehouse (ui: its runs)")
     return add
 
 
@@ -189,6 +182,7 @@ def _serve_sql(args, cfg, spark) -> int:
     # java_method, included): it is for this machine's BI tools and beeline, so it binds to loopback unless
     # --expose says otherwise. HiveServer2 reads its bind address and port from these variables.
     _loopback_only(args)
+    os.environ["LAKESIFT_ATTACH"] = "0"       # the Thrift server starts inside this process's own Spark
     os.environ["HIVE_SERVER2_THRIFT_BIND_HOST"] = args.host
     os.environ["HIVE_SERVER2_THRIFT_PORT"] = str(args.port)
     session = spark()
@@ -202,6 +196,65 @@ def _serve_sql(args, cfg, spark) -> int:
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     session.stop()
+    return 0
+
+
+def _serve(args, cfg, spark) -> int:
+    import json
+    import signal
+    import socket
+    import threading
+    from datetime import datetime, timezone
+
+    from jobs.runtime.spark import attach_url, get_spark, serve_file
+
+    # Trust model as serve-sql's: Spark Connect here has no authentication and runs what a client sends, so
+    # it binds to loopback unless --expose says otherwise.
+    _loopback_only(args)
+    if cfg.catalog is not None or "://" in cfg.home:
+        raise ValueError("lakesift serve serves a local lakehouse folder; a catalog's tables are served by that "
+                         "platform (Databricks: serverless or a cluster, through Databricks Connect)")
+    if os.environ.get("SPARK_REMOTE"):
+        raise ValueError(f"SPARK_REMOTE is set ({os.environ['SPARK_REMOTE']}): lakesift serve starts the server "
+                         "itself; unset it")
+    running = attach_url(cfg)
+    if running:
+        raise ValueError(f"lakesift serve already answers at {running} for {cfg.home}")
+    with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError as exc:
+            raise ValueError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); --port picks another") from None
+    os.environ["LAKESIFT_CONSOLE_PROGRESS"] = "0"        # stages of every client would draw on this terminal
+    session = get_spark(cfg, app_name="lakesift-serve", extra={
+        "spark.plugins": "org.apache.spark.sql.connect.SparkConnectPlugin",
+        "spark.connect.grpc.binding.address": args.host, "spark.connect.grpc.binding.port": str(args.port)})
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "localhost") else "::1" if args.host == "::" else args.host
+    url = f"sc://{host}:{args.port}"
+    record = {"home": os.path.realpath(cfg.home), "url": url, "connect_host": host, "port": args.port,
+              "pid": os.getpid(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    path = serve_file(cfg)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(f"{path}.{os.getpid()}.partial", "w") as fh:
+        json.dump(record, fh)
+    os.replace(f"{path}.{os.getpid()}.partial", path)
+    print(f"Spark Connect at {url} over {cfg.home} ({len(session.catalog.listTables('silver')) if session.catalog.databaseExists('silver') else 0} "
+          f"silver tables registered).\n"
+          f"  lakesift commands with --home {cfg.home} use it (LAKESIFT_ATTACH=0 starts a session of their own)\n"
+          f"  pyspark: SparkSession.builder.remote(\"{url}\").getOrCreate()\n"
+          "Ctrl-C (or SIGTERM) stops it.", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stop.wait()
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            with open(path) as fh:
+                ours = json.load(fh).get("pid") == os.getpid()
+            if ours:
+                os.remove(path)
+        session.stop()
     return 0
 
 
@@ -300,6 +353,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("views", "create the views for common questions (automatic for a local lakehouse) and list them",
             _none, _views),
     Command("ui", "serve the MLflow UI for the local store on 127.0.0.1", _server_args(5000), _ui, spark=False),
+    Command("serve", "keep a local Spark engine running over the lakehouse (Spark Connect on 127.0.0.1): "
+            "every lakesift command and notebook attaches to it and answers in seconds", _server_args(15002), _serve,
+            spark=False),
     Command("serve-sql", "serve the lakehouse tables over JDBC/ODBC (Spark Thrift server) for BI tools and beeline",
             _server_args(10000), _serve_sql),
     Command("spark-sql", "the spark-sql shell with the lakehouse's tables and views registered", _spark_sql_args,

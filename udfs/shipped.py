@@ -1,6 +1,9 @@
 """Model files on executors: the driver ships a file or folder with SparkContext.addFile, the UDF resolves it
-with SparkFiles on whichever machine it runs. Paths on shared storage (dbfs:/Volumes, a mounted bucket) pass
-through unchanged, which is also the fallback where there is no SparkContext (Spark Connect)."""
+with SparkFiles on whichever machine it runs. Through Spark Connect there is no SparkContext (and
+addArtifacts takes no folders): the path goes to the executors unchanged, so it must be one they can read:
+this machine's disk for `lakesift serve` or SPARK_REMOTE=local[N], a Unity Catalog volume (/Volumes/...) or
+another shared path on Databricks. Paths on shared storage (dbfs:/Volumes, a mounted bucket) also pass through
+unchanged where addFile refuses them."""
 from __future__ import annotations
 
 import logging
@@ -19,11 +22,13 @@ def ship(spark, path: str) -> str:
     name for the whole session, so a file is shipped under its content digest (two different model.bin
     files both reach executors) and folders must have unique names (tracking.download_model gives every
     download its own)."""
+    if type(spark).__module__.startswith("pyspark.sql.connect"):     # as jobs.runtime.spark.is_connect
+        return path
     if os.path.isfile(path):
         path = content_named(path)
     try:
         spark.sparkContext.addFile(path, recursive=os.path.isdir(path))
-    except Exception as exc:            # Spark Connect has no SparkContext: the path must be shared storage
+    except Exception as exc:            # e.g. a dbfs: path: the executors read it there
         log.warning("could not ship %s to executors (%s); executors will read it from that path", path, exc)
         return path
     return PREFIX + os.path.basename(path.rstrip("/"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import os
 import time
+import uuid
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -280,8 +281,6 @@ def duplicate_records(spark: SparkSession, cfg: Config, todo: list[str]):
 def drop_duplicate_records(spark: SparkSession, cfg: Config, todo: list[str], per_file: dict) -> tuple[list[tuple], int | None]:
     """Remove from bronze the records of `todo` whose id came first from another file, adjust `per_file`
     and return (DuplicateRecordId error rows for those with another payload, the version written or None)."""
-    from delta.tables import DeltaTable
-
     ids = tables.read_table(spark, cfg, bronze.WARC_RECORDS).select(
         "record_id", F.col("source_file").isin(todo).alias("new"))
     if not (ids.groupBy("record_id").agg(F.count(F.lit(1)).alias("n"), F.max("new").alias("new"))
@@ -304,11 +303,15 @@ def drop_duplicate_records(spark: SparkSession, cfg: Config, todo: list[str], pe
         c["duplicate_records"] += r.same
         c["errors"] += r.n - r.same
     name = tables.ensure_table(spark, cfg, bronze.WARC_RECORDS)
-    doomed = dups.select("source_file", "record_id")    # Delta pins the snapshot this source reads
-    tables.with_conflict_retry(
-        lambda: DeltaTable.forName(spark, name).alias("t").merge(
-            doomed.alias("d"), "t.source_file = d.source_file AND t.record_id = d.record_id").whenMatchedDelete().execute(),
-        f"drop duplicate records from {bronze.WARC_RECORDS.fullname}")
+    view = f"lakesift_doomed_{uuid.uuid4().hex[:12]}"     # SQL MERGE: the same through Spark Connect
+    dups.select("source_file", "record_id").createOrReplaceTempView(view)   # Delta pins the snapshot it reads
+    try:
+        tables.with_conflict_retry(
+            lambda: spark.sql(f"MERGE INTO {name} t USING {view} d ON t.source_file = d.source_file "
+                              "AND t.record_id = d.record_id WHEN MATCHED THEN DELETE").collect(),
+            f"drop duplicate records from {bronze.WARC_RECORDS.fullname}")
+    finally:
+        spark.catalog.dropTempView(view)
     return errors, tables.latest_version(spark, name)
 
 

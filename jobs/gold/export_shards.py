@@ -78,43 +78,45 @@ def run(spark: SparkSession, cfg: Config) -> dict:
                 ("recipe", "recipe_fingerprint", "table_version", "documents", "estimated_tokens")}}
 
 
-def _hadoop_fs(spark, path: str):
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), jvm
+def _fs(path: str):
+    """(fsspec file system, path in it) for an export folder, from this process (no JVM: the same in a Spark
+    Connect client). Databricks' dbfs:/Volumes/... is read where the runtime mounts it, /Volumes/...; other
+    schemes need their fsspec package (s3fs for s3://, adlfs for abfss://, gcsfs for gs://)."""
+    import fsspec
+
+    if path.startswith("dbfs:/Volumes/"):
+        path = path[len("dbfs:"):]
+    return fsspec.core.url_to_fs(path)
 
 
 def _name_shards(spark, output: str, staging: str, shards: int, suffix: str) -> dict[int, str]:
     """Move staging/shard=K/part-*.ext to shard-0000K-of-0000N.ext (an empty shard gets no file)."""
-    fs, jvm = _hadoop_fs(spark, staging)
-    Path = jvm.org.apache.hadoop.fs.Path
+    fs, staged = _fs(staging)
+    _, out = _fs(output)
     names = {}
     for k in range(shards):
         name = f"shard-{k:05d}-of-{shards:05d}{suffix}"
-        target = Path(f"{output}/{name}")
+        target = f"{out}/{name}"
         if fs.exists(target):
-            fs.delete(target, False)
-        folder = Path(f"{staging}/shard={k}")
-        parts = [s.getPath() for s in fs.listStatus(folder)] if fs.exists(folder) else []
-        parts = [p for p in parts if p.getName().startswith("part-")]
+            fs.rm(target)
+        folder = f"{staged}/shard={k}"
+        parts = sorted(p for p in (fs.ls(folder, detail=False) if fs.exists(folder) else [])
+                       if p.rstrip("/").rsplit("/", 1)[-1].startswith("part-"))
         if len(parts) > 1:
             raise RuntimeError(f"shard {k} was written as {len(parts)} files; expected one")
         if parts:
-            fs.rename(parts[0], target)
+            fs.mv(parts[0], target)
             names[k] = name
         else:
             names[k] = None
-    fs.delete(Path(staging), True)
+    fs.rm(staged, recursive=True)
     return names
 
 
 def _write_text(spark, path: str, text: str) -> None:
-    fs, jvm = _hadoop_fs(spark, path)
-    stream = fs.create(jvm.org.apache.hadoop.fs.Path(path), True)
-    try:
-        stream.write(bytearray(text.encode("utf-8")))
-    finally:
-        stream.close()
+    fs, target = _fs(path)
+    with fs.open(target, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def report(s: dict) -> Report:

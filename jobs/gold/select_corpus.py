@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.gold import recipe as R
-from jobs.runtime import tables
+from jobs.runtime import sqlplan, tables
 from jobs.runtime.config import JobConfig, Report, Stage, option
 from jobs.runtime.tracking import job_run
 from schemas import families as signal_families
@@ -87,7 +87,7 @@ def validate(spark: SparkSession, recipe: R.Recipe) -> None:
     df = joined(frames)
     for p in recipe.predicates:
         try:
-            refused = [f for f in called_functions(spark, p.sql()) if f not in R.ALLOWED_FUNCTIONS]
+            refused = [f for f in sqlplan.called_functions(spark, p.sql()) if f not in R.ALLOWED_FUNCTIONS]
             if refused:                        # before analysis: a subquery's tables are never even looked up
                 raise R.RecipeError(f"recipe {recipe.name}: predicate {p.name}: {', '.join(sorted(set(refused)))} "
                                     "is not allowed in a predicate (only deterministic functions of the signal "
@@ -100,22 +100,6 @@ def validate(spark: SparkSession, recipe: R.Recipe) -> None:
             raise R.RecipeError(f"recipe {recipe.name}: predicate {p.name}: `where` must be a condition, got {dtype}")
         if p.where is None and dtype not in ("double", "float", "int", "bigint", "smallint", "tinyint") and not dtype.startswith("decimal"):
             raise R.RecipeError(f"recipe {recipe.name}: predicate {p.name}: `score` must be numeric, got {dtype}")
-
-
-def called_functions(spark: SparkSession, sql: str) -> list[str]:
-    """The functions a SQL expression calls, lower case, from Spark's own parse of it (so quoting or comments
-    cannot hide one); a subquery counts as the function `subquery`."""
-    stack, out = [spark._jsparkSession.sessionState().sqlParser().parseExpression(sql)], []
-    while stack:
-        node = stack.pop()
-        kind = node.getClass().getSimpleName()
-        if kind == "UnresolvedFunction":
-            out.append(node.nameParts().mkString(".").lower())
-        elif "Subquery" in kind or kind in ("Exists", "ListQuery", "LateralSubquery"):
-            out.append("subquery")
-        children = node.children()
-        stack += [children.apply(i) for i in range(children.size())]
-    return out
 
 
 def thresholds(df: DataFrame, recipe: R.Recipe) -> dict[str, float | None]:

@@ -1,6 +1,10 @@
 """The one place a SparkSession is obtained.
 
 - An active session (Databricks, a notebook, a test fixture, spark-submit) is used as it is.
+- Otherwise, with SPARK_REMOTE set, a Spark Connect session to it (pyspark's own variable: `sc://host:port`
+  for a server, `local[N]` for a local Connect server started by this process with the defaults below).
+- Otherwise, when `lakesift serve` runs over the same lakehouse folder, a Spark Connect session to it
+  (LAKESIFT_ATTACH=0 turns this off): no JVM to start, the tables already registered.
 - Otherwise a local session is built: local[*], Delta Lake from the cached jars, a session catalog that
   every new process fills from the lakehouse folder (jobs/runtime/tables.py), UTC, Arrow on.
   Settings already given (spark-submit --conf, spark-defaults.conf) win over these defaults.
@@ -8,8 +12,11 @@ Jobs never create or stop a session; the CLI and notebooks call `get_spark` once
 """
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sys
+import warnings
 from pathlib import Path
 
 from jobs.runtime import jars
@@ -76,8 +83,74 @@ def _delta_on_classpath(conf) -> bool:
     return "delta-spark" in packages or "delta-spark" in given
 
 
-def get_spark(cfg: JobConfig | None = None, app_name: str = "lakesift"):
-    """The active session, or a new local one with the lakehouse's tables registered by name."""
+def is_connect(spark) -> bool:
+    """Whether `spark` is a Spark Connect client session (no SparkContext, no JVM in this process)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def serve_file(cfg: JobConfig) -> str:
+    """Where `lakesift serve` records its endpoint, inside the lakehouse folder it serves."""
+    return os.path.join(cfg.home, "_serve", "connect.json")
+
+
+def attach_url(cfg: JobConfig) -> str | None:
+    """The sc:// URL of a `lakesift serve` running over this local lakehouse folder, or None (none runs, a
+    stale record of one that stopped, LAKESIFT_ATTACH=0, or a catalog or remote lakehouse)."""
+    if os.environ.get("LAKESIFT_ATTACH", "1").lower() in ("0", "false", "no") or cfg.catalog is not None \
+            or "://" in cfg.home:
+        return None
+    try:
+        with open(serve_file(cfg)) as fh:
+            served = json.load(fh)
+        host, port = str(served["connect_host"]), int(served["port"])
+        same = os.path.realpath(served["home"]) == os.path.realpath(cfg.home)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not same:
+        return None
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return None
+    return f"sc://{host}:{port}"
+
+
+def _local_builder(cfg: JobConfig, builder, conf, extra: dict[str, str]):
+    """`builder` with the local defaults not already given in `conf`, Delta's jars, and `extra`."""
+    for key, value in {**local_defaults(cfg), **extra}.items():
+        if not conf.contains(key):
+            builder = builder.config(key, value)
+    if not _delta_on_classpath(conf):
+        missing = jars.missing_jars()
+        if missing:
+            raise SetupError(
+                f"Delta Lake jars are missing ({', '.join(p.name for p in missing)}). "
+                "Run `make setup` (or `python -m jobs.runtime.jars`) once with network access."
+            )
+        builder = builder.config("spark.jars", ",".join(str(p) for p in jars.jar_paths()))
+        # also on the driver's system classpath: threads Spark does not create (the Thrift server's
+        # session handlers) do not see spark.jars
+        builder = builder.config("spark.driver.extraClassPath", os.pathsep.join(str(p) for p in jars.jar_paths()))
+    return builder
+
+
+def _connect_session(cfg: JobConfig, url: str, app_name: str):
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.remote(url).appName(app_name)
+    if url.startswith("local"):
+        # the local Connect server this process starts takes the same settings as a local session
+        builder = _local_builder(cfg, builder, SparkConf(), {"spark.master": url})
+    with warnings.catch_warnings():
+        # pyspark also tries to set the server's start-up settings on the new session, and warns for each
+        warnings.filterwarnings("ignore", message="Failed to set spark", category=UserWarning)
+        return builder.getOrCreate()
+
+
+def get_spark(cfg: JobConfig | None = None, app_name: str = "lakesift", extra: dict[str, str] | None = None):
+    """The active session, or a new one (see the module's text) with the lakehouse's tables registered by
+    name. `extra`: settings for a new local session (lakesift serve's Connect plugin)."""
     from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
@@ -87,6 +160,10 @@ def get_spark(cfg: JobConfig | None = None, app_name: str = "lakesift"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        url = os.environ.get("SPARK_REMOTE") or (None if extra else attach_url(cfg))
+        if url:
+            spark = _connect_session(cfg, url, app_name)
+    if spark is None:
         if os.environ.get("PYSPARK_GATEWAY_PORT"):
             # launched by spark-submit: its JVM is already up; connect first so that SparkConf() holds
             # spark-submit's --master/--conf and no local default overrides them
@@ -94,26 +171,11 @@ def get_spark(cfg: JobConfig | None = None, app_name: str = "lakesift"):
 
             SparkContext._ensure_initialized()
         conf = SparkConf()
-        builder = SparkSession.builder.appName(app_name)
-        for key, value in local_defaults(cfg).items():
-            if not conf.contains(key):
-                builder = builder.config(key, value)
-        if not _delta_on_classpath(conf):
-            missing = jars.missing_jars()
-            if missing:
-                raise SetupError(
-                    f"Delta Lake jars are missing ({', '.join(p.name for p in missing)}). "
-                    "Run `make setup` (or `python -m jobs.runtime.jars`) once with network access."
-                )
-            builder = builder.config("spark.jars", ",".join(str(p) for p in jars.jar_paths()))
-            # also on the driver's system classpath: threads Spark does not create (the Thrift server's
-            # session handlers) do not see spark.jars
-            builder = builder.config("spark.driver.extraClassPath", os.pathsep.join(str(p) for p in jars.jar_paths()))
-        spark = builder.getOrCreate()
+        spark = _local_builder(cfg, SparkSession.builder.appName(app_name), conf, extra or {}).getOrCreate()
     if cfg.catalog is None:
         from jobs.runtime.tables import register_lakehouse
 
-        register_lakehouse(spark, cfg)
+        register_lakehouse(spark, cfg, only_missing=is_connect(spark))
     return spark
 
 

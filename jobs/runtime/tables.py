@@ -139,13 +139,24 @@ def lakehouse_tables(cfg: JobConfig) -> list[tuple[str, str]]:
     return found
 
 
-def register_lakehouse(spark, cfg: JobConfig) -> list[str]:
+def register_lakehouse(spark, cfg: JobConfig, only_missing: bool = False) -> list[str]:
     """Register every Delta table found under the lakehouse home, and the views over them; returns the
-    tables' names."""
+    tables' names. `only_missing`: the catalog is shared with other sessions over this home (a `lakesift
+    serve` server): names it already holds are kept, and the views are made again only when a table was
+    added."""
     found = lakehouse_tables(cfg)
+    names = [f"{layer}.{name}" for layer, name in found]
+    if only_missing:
+        known = set()
+        schemas = {r[0] for r in spark.sql("SHOW SCHEMAS").collect()}
+        for layer in LAYERS:
+            if f"{cfg.schema_prefix}{layer}" in schemas:
+                known |= {f"{layer}.{r.tableName}" for r in spark.sql(f"SHOW TABLES IN {schema_name(cfg, layer)}").collect()}
+        found = [(layer, name) for layer, name in found if f"{layer}.{name}" not in known]
+        if not found:
+            return names
     for layer, name in found:
         _register(spark, cfg, layer, name)
-    names = [f"{layer}.{name}" for layer, name in found]
     create_views(spark, cfg, set(names))
     return names
 
@@ -243,9 +254,12 @@ def python_files(spark, cfg: JobConfig, contract: TableContract) -> bool:
     deletion vectors or column mapping, so that a version's data files hold exactly its rows under their
     logical column names. Catalog and remote tables, and every table on Databricks (governed storage
     access), are read and written through Spark."""
-    if cfg.catalog is not None or not cfg.home.startswith("/") or os.environ.get("DATABRICKS_RUNTIME_VERSION"):
-        return False
     from jobs.runtime import datafiles
+    from jobs.runtime.spark import is_connect
+
+    if (cfg.catalog is not None or not cfg.home.startswith("/") or os.environ.get("DATABRICKS_RUNTIME_VERSION")
+            or is_connect(spark)):       # a Spark Connect client cannot reach Delta's transaction classes
+        return False
 
     if datafiles.delta_version(spark) not in datafiles.CHECKED_DELTA:
         logging.getLogger(__name__).warning("Delta %s is not one the local writer was checked against (%s): "

@@ -9,6 +9,7 @@ import pytest
 from jobs.gold import recipe as R
 from jobs.gold import select_corpus
 from jobs.gold.recipe import RecipeError
+from jobs.runtime import sqlplan
 from tests.test_gold_jobs import recipe_file
 
 
@@ -24,6 +25,9 @@ from tests.test_gold_jobs import recipe_file
     ("rand() < 0.5 AND LOWER(d.language) = 'en'", "predicate broken: rand is not allowed"),
     ("raise_error('boom') IS NULL", "predicate broken: raise_error is not allowed"),
     ("`java_method`('java.lang.System', 'exit', 0) IS NULL /* quoted */", "predicate broken: java_method is not allowed"),
+    ("`my udf` /* a comment */ (d.word_count) > 0", "predicate broken: my udf is not allowed"),
+    # checked without folding constants: two billion characters are never made
+    ("length(repeat('x', 2000000000)) > 0 -- AND", "predicate broken: repeat is not allowed"),
 ])
 def test_invalid_recipes_fail_before_any_data_is_read(spark, tmp_path, where, message):
     home = str(tmp_path / "empty-lakehouse")          # no tables at all: any data access would fail differently
@@ -36,9 +40,10 @@ def test_invalid_recipes_fail_before_any_data_is_read(spark, tmp_path, where, me
 def test_allowed_functions_pass_the_check(spark):
     from jobs.gold.recipe import ALLOWED_FUNCTIONS
 
-    called = select_corpus.called_functions(
+    called = sqlplan.called_functions(
         spark, "coalesce(h.word_count, 0) >= 50 AND lower(d.language) = 'en' AND CAST(d.char_count AS double) > abs(-1)")
     assert sorted(called) == ["abs", "coalesce", "lower"] and set(called) <= ALLOWED_FUNCTIONS
-    assert select_corpus.called_functions(spark, "d.word_count > 3 AND d.language IN ('en', 'de')") == []
+    assert sqlplan.called_functions(spark, "d.word_count > 3 AND d.language IN ('en', 'de') -- 'x(") == []
+    assert sqlplan.called_functions(spark, "d.url = 'lower(' OR d.s = 'it''s' AND d.x BETWEEN 1 AND 2") == ["between"]
     for name in R.shipped_recipes():                      # every shipped recipe passes its own check
         select_corpus.validate(spark, R.load(name))
