@@ -17,13 +17,25 @@ log = logging.getLogger(__name__)
 PREFIX = "sparkfiles:"
 
 
-def ship(spark, path: str) -> str:
+def ship(spark, path: str, home: str | None = None) -> str:
     """A reference to `path` that local_path() resolves on executors. Spark keeps one shipped file per
     name for the whole session, so a file is shipped under its content digest (two different model.bin
     files both reach executors) and folders must have unique names (tracking.download_model gives every
-    download its own)."""
+    download its own). Through Spark Connect on Databricks (serverless), where this process's disk is not
+    the executors', a file or folder on local disk is copied to <home>/_shipped/ (`home`: the lakehouse
+    folder, a Unity Catalog volume there) and read from there."""
     if type(spark).__module__.startswith("pyspark.sql.connect"):     # as jobs.runtime.spark.is_connect
-        return path
+        if "DATABRICKS_RUNTIME_VERSION" not in os.environ or path.startswith(("/Volumes/", "/dbfs/", "/Workspace/")) \
+                or "://" in path or path.startswith("dbfs:"):
+            return path
+        if not home or not home.startswith("/Volumes/"):
+            raise ValueError(f"{path} is on this machine's disk, which Spark Connect's executors cannot read: give "
+                             "--home on a Unity Catalog volume (/Volumes/...) to stage it there")
+        staged = os.path.join(home, "_shipped", os.path.basename(content_named(path) if os.path.isfile(path) else path.rstrip("/")))
+        if not os.path.exists(staged):
+            os.makedirs(os.path.dirname(staged), exist_ok=True)
+            (shutil.copyfile if os.path.isfile(path) else shutil.copytree)(path, staged)
+        return staged
     if os.path.isfile(path):
         path = content_named(path)
     try:

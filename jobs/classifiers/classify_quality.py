@@ -97,7 +97,7 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         crawls = sorted(cfg.crawls)
         docs = tables.read_for_job(spark, cfg, silver.DOCUMENTS, tracked, crawls)
         seen = Observation("scores")
-        scored = transform(docs, ship(spark, model.path), model.name, model.version, model.kind)
+        scored = transform(docs, ship(spark, model.path, cfg.home), model.name, model.version, model.kind)
         scored = scored.observe(seen, F.count(F.lit(1)).alias("rows"), F.count_if(F.col("score").isNull()).alias("no_text"),
                                 F.avg("score").alias("mean_score"))
         where = tables.crawl_scope(crawls, f"model = {tables.sql_literal(model.name)}")

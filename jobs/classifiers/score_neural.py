@@ -66,7 +66,7 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         crawls = sorted(cfg.crawls)
         docs = tables.read_for_job(spark, cfg, silver.DOCUMENTS, tracked, crawls)
         seen = Observation("neural")
-        shipped = ship(spark, folder), ship(spark, reference) if reference else None
+        shipped = ship(spark, folder, cfg.home), ship(spark, reference, cfg.home) if reference else None
         out = transform(docs, cfg.scorer, *shipped, name, version, opts).observe(
             seen, F.count(F.lit(1)).alias("rows"), F.count_if(F.col("score").isNull()).alias("no_text"),
             F.avg("score").alias("mean"))

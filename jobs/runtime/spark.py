@@ -13,6 +13,7 @@ Jobs never create or stop a session; the CLI and notebooks call `get_spark` once
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import sys
@@ -115,10 +116,11 @@ def attach_url(cfg: JobConfig) -> str | None:
     return f"sc://{host}:{port}"
 
 
-def _local_builder(cfg: JobConfig, builder, conf, extra: dict[str, str]):
-    """`builder` with the local defaults not already given in `conf`, Delta's jars, and `extra`."""
+def _local_builder(cfg: JobConfig, builder, conf, extra: dict[str, str], master: bool = True):
+    """`builder` with the local defaults not already given in `conf` (the master too, unless `master` is
+    False), Delta's jars, and `extra`."""
     for key, value in {**local_defaults(cfg), **extra}.items():
-        if not conf.contains(key):
+        if not conf.contains(key) and (master or key != "spark.master"):
             builder = builder.config(key, value)
     if not _delta_on_classpath(conf):
         missing = jars.missing_jars()
@@ -141,11 +143,19 @@ def _connect_session(cfg: JobConfig, url: str, app_name: str):
     builder = SparkSession.builder.remote(url).appName(app_name)
     if url.startswith("local"):
         # the local Connect server this process starts takes the same settings as a local session
-        builder = _local_builder(cfg, builder, SparkConf(), {"spark.master": url})
+        builder = _local_builder(cfg, builder, SparkConf(), {}, master=False)
     with warnings.catch_warnings():
         # pyspark also tries to set the server's start-up settings on the new session, and warns for each
         warnings.filterwarnings("ignore", message="Failed to set spark", category=UserWarning)
-        return builder.getOrCreate()
+        spark = builder.getOrCreate()
+    try:
+        # Spark 4.0's server reuses the plan it resolved for a DataFrame's schema when that DataFrame is then
+        # written, and that plan no longer reports its Observation's metrics (the jobs' counts come back empty)
+        spark.conf.set("spark.connect.session.planCache.enabled", "false")
+    except Exception as exc:                        # a server that does not offer the setting
+        logging.getLogger(__name__).warning("could not turn off the Connect plan cache (%s): observed counts "
+                                            "may come back empty", exc)
+    return spark
 
 
 def get_spark(cfg: JobConfig | None = None, app_name: str = "lakesift", extra: dict[str, str] | None = None):
@@ -163,6 +173,8 @@ def get_spark(cfg: JobConfig | None = None, app_name: str = "lakesift", extra: d
         url = os.environ.get("SPARK_REMOTE") or (None if extra else attach_url(cfg))
         if url:
             spark = _connect_session(cfg, url, app_name)
+            logging.getLogger(__name__).info("%s %s", "Spark Connect session to" if os.environ.get("SPARK_REMOTE")
+                                             else "attached to lakesift serve at", url)
     if spark is None:
         if os.environ.get("PYSPARK_GATEWAY_PORT"):
             # launched by spark-submit: its JVM is already up; connect first so that SparkConf() holds

@@ -150,7 +150,7 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         tracked.table_read(silver.DOCUMENTS.fullname, doc_version)
         documents = tables.read_table(spark, cfg, silver.DOCUMENTS, doc_version)
         todo, seen = fill_missing(spark, cfg, tracked, documents, silver.EMBEDDINGS, cfg.embedding_tag(),
-                                  lambda docs: embed(docs, cfg, ship(spark, cfg.encoder) if cfg.encoder else None))
+                                  lambda docs: embed(docs, cfg, ship(spark, cfg.encoder, cfg.home) if cfg.encoder else None))
         embedded = seen["rows"]
         vec_version = tables.table_version(spark, cfg, silver.EMBEDDINGS)
         dup_version = tables.table_version(spark, cfg, silver.DUPLICATES)
