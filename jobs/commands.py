@@ -94,12 +94,22 @@ def _sql(args, cfg, spark) -> int:
 
 
 def _tables(args, cfg, spark) -> int:
-    from jobs.runtime.tables import register_lakehouse
+    from concurrent.futures import ThreadPoolExecutor
 
-    session, rows = spark(), []
-    for name in register_lakehouse(session, cfg):
-        detail = session.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
-        rows.append((name, session.table(name).count(), detail["version"], str(detail["timestamp"])))
+    from jobs.runtime.tables import last_commit, register_lakehouse
+
+    session = spark()
+
+    def row(name: str) -> tuple:
+        committed = last_commit(cfg, *name.split("."))
+        if committed is None:                       # a catalog table: Delta's history says
+            detail = session.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()
+            committed = detail["version"], str(detail["timestamp"])
+        return name, session.table(name).count(), *committed
+
+    # a query a table, answered side by side (through Spark Connect each is a round trip)
+    with ThreadPoolExecutor(8) as pool:
+        rows = list(pool.map(row, register_lakehouse(session, cfg)))
     console.table(("table", "rows", "version", "last write"), rows)
     return 0
 

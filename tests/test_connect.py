@@ -86,8 +86,10 @@ def _comparable(spark, home: str, layer: str, name: str):
     from jobs.runtime.tables import table_location
 
     df = spark.read.format("delta").load(table_location(JobConfig(home=home), layer, name))
-    keep = [f.name for f in df.schema.fields
-            if f.dataType.simpleString() != "timestamp" and "run_id" not in f.name and f.name not in ("model_path",)]
+    from pyspark.sql import functions as F
+
+    keep = [F.array_sort(F.map_entries(f.name)).alias(f.name) if f.dataType.simpleString().startswith("map<") else f.name
+            for f in df.schema.fields if f.dataType.simpleString() != "timestamp" and "run_id" not in f.name]
     return df.select(*keep)
 
 

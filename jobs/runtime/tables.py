@@ -139,6 +139,35 @@ def lakehouse_tables(cfg: JobConfig) -> list[tuple[str, str]]:
     return found
 
 
+def last_commit(cfg: JobConfig, layer: str, name: str) -> tuple[int, str] | None:
+    """(version, UTC time) of a local table's latest commit, read from its _delta_log folder as Delta records
+    it (the highest-numbered commit file, the time in its commitInfo), without a Spark query; None for
+    catalog and remote tables, or a log without commit files."""
+    import json
+    from datetime import datetime, timezone
+
+    if cfg.catalog is not None or "://" in cfg.home:
+        return None
+    log_dir = os.path.join(table_location(cfg, layer, name), "_delta_log")
+    try:
+        commits = [f for f in os.listdir(log_dir) if f.endswith(".json") and f[:-5].isdigit()]
+    except OSError:
+        return None
+    if not commits:
+        return None
+    latest = max(commits, key=lambda f: int(f[:-5]))
+    path = os.path.join(log_dir, latest)
+    millis = None
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            info = json.loads(line).get("commitInfo")
+            if info and "timestamp" in info:
+                millis = int(info["timestamp"])
+                break
+    when = datetime.fromtimestamp((millis / 1000) if millis is not None else os.path.getmtime(path), timezone.utc)
+    return int(latest[:-5]), when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
 def register_lakehouse(spark, cfg: JobConfig, only_missing: bool = False) -> list[str]:
     """Register every Delta table found under the lakehouse home, and the views over them; returns the
     tables' names. `only_missing`: the catalog is shared with other sessions over this home (a `lakesift
