@@ -115,7 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _spark(cfg):
     from jobs.runtime.spark import get_spark
 
-    return get_spark(cfg, app_name="lakesift")
+    spark = get_spark(cfg, app_name="lakesift")
+    if os.environ.get("LAKESIFT_CONSOLE_PROGRESS") == "1":        # a person is watching: tasks and time left
+        from jobs import progress
+
+        progress.watch(spark)
+    return spark
 
 
 def _task_value(spark, key: str, value: str) -> None:

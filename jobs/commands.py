@@ -235,7 +235,6 @@ def _serve(args, cfg, spark) -> int:
             probe.bind((args.host, args.port))
         except OSError as exc:
             raise ValueError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); --port picks another") from None
-    os.environ["LAKESIFT_CONSOLE_PROGRESS"] = "0"        # stages of every client would draw on this terminal
     session = get_spark(cfg, app_name="lakesift-serve", extra={
         "spark.plugins": "org.apache.spark.sql.connect.SparkConnectPlugin",
         "spark.connect.grpc.binding.address": args.host, "spark.connect.grpc.binding.port": str(args.port)})

@@ -255,12 +255,12 @@ def run(spark, cfg: Config, steps: list[Step] | None = None, progress=sys.stderr
     sampler)."""
     import contextlib
 
-    from jobs.runtime.tracking import client_and_experiment, job_run
+    from jobs.runtime.tracking import client_and_experiment, inputs_named, job_run
 
     steps = plan(cfg) if steps is None else steps
     client, experiment_id = client_and_experiment(cfg)
     results: list[StepResult] = []
-    with job_run(cfg, "run") as tracked:
+    with job_run(cfg, "run", name=f"run {inputs_named(cfg.inputs)} -> {', '.join(cfg.recipes)}") as tracked:
         for i, step in enumerate(steps, 1):
             head = f"[{i}/{len(steps)}] {step.label}"
             started = time.perf_counter()

@@ -18,15 +18,18 @@ print(kept.to_string(index=False))
 
 # COMMAND ----------
 
-fig, ax = plt.subplots(figsize=(7, 3.5))
-for recipe, group in rejections.groupby("recipe"):
-    group = group.sort_values(["step", "drop_reason"])
+# One panel per recipe: recipes have predicates of their own, named on the x axis in the order they run.
+recipes = sorted(rejections.recipe.unique())
+fig, axes = plt.subplots(len(recipes), 1, figsize=(9, 1.2 + 3.2 * len(recipes)), layout="constrained", squeeze=False)
+for ax, recipe in zip(axes[:, 0], recipes):
+    group = rejections[rejections.recipe == recipe].sort_values(["step", "drop_reason"])
     total = group.documents.sum() + int(kept.loc[kept.recipe == recipe, "documents"].sum())
     left = total - group.documents.cumsum()
-    ax.step(range(len(group) + 1), [total, *left], where="post", label=recipe)
-ax.set_xlabel("predicate (in recipe order)")
-ax.set_ylabel("documents left")
-ax.legend(fontsize=8)
+    ax.plot(range(len(group) + 1), [total, *left], marker="o", drawstyle="steps-post")
+    ax.set_xticks(range(len(group) + 1), ["(all documents)", *group.drop_reason], rotation=40, ha="right", fontsize=7)
+    ax.set_title(recipe)
+    ax.set_ylabel("documents left")
+axes[-1, 0].set_xlabel("after each predicate, in recipe order")
 show(fig, "recipe_funnels")
 
 # COMMAND ----------

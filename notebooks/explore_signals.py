@@ -26,7 +26,8 @@ print(f"{len(sample)} documents in {sample.crawl.nunique()} crawl(s)")
 # COMMAND ----------
 
 columns = ["word_count", "mean_word_length", "dup_line_frac", "terminal_line_frac", "alpha_word_frac"]
-fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.2))
+# constrained layout keeps the figure's title clear of the panels' titles
+fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3.4), layout="constrained")
 for ax, column in zip(axes, columns):
     for crawl, group in sample.groupby("crawl"):
         values = group[column].dropna()
@@ -34,6 +35,7 @@ for ax, column in zip(axes, columns):
             values = np.log10(values + 1)
         ax.hist(values, bins=40, alpha=0.6, label=crawl)
     ax.set_title("log10(word_count + 1)" if column == "word_count" else column)
+    ax.set_ylabel("documents")
 axes[0].legend(fontsize=7)
 fig.suptitle("heuristic signals per crawl")
 show(fig, "signal_histograms")

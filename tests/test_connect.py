@@ -25,6 +25,7 @@ CLASSIC_ONLY = {
     ("jobs/runtime/datafiles.py", "commit"): "only when tables.python_files(), which is False for Connect sessions",
     ("jobs/commands.py", "_serve_sql"): "the Thrift server runs in a classic session of its own (LAKESIFT_ATTACH=0)",
     ("udfs/shipped.py", "ship"): "after the Connect check, which returns first",
+    ("jobs/progress.py", "watch"): "after the Connect check, which registers a progress handler and returns",
 }
 
 

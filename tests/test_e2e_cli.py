@@ -73,6 +73,9 @@ def test_demo_then_sql_from_new_processes(demo, spark, capsys):
                 "detect_contamination", "train_quality", "classify_quality", "train_neural", "score_neural", "select",
                 "export", "ablate"}
     assert expected <= set(children) and children.count("select") == 2
+    names = {r.info.run_name for r in runs}          # each run's name says what it did
+    assert {"select raw", "select dclm_like", "export dclm_like (jsonl.gz)", "ablate tiny: raw vs dclm_like"} <= names
+    assert parent.info.run_name.startswith("run DEMO-2026-01-seed7-120p.warc.gz -> raw, dclm_like"), parent.info.run_name
     assert all(r.info.status == "FINISHED" for r in runs)
     champion = client.get_model_version_by_alias("lakesift_quality", "champion")
     assert champion.run_id in {r.info.run_id for r in runs}

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from jobs.runtime import tables
 from jobs.runtime.config import JobConfig, Report, Stage, option
-from jobs.runtime.tracking import job_run
+from jobs.runtime.tracking import inputs_named, job_run
 from schemas import bronze
 from udfs.warc import MAX_PAYLOAD_BYTES
 
@@ -316,7 +316,7 @@ def drop_duplicate_records(spark: SparkSession, cfg: Config, todo: list[str], pe
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:
-    with job_run(cfg, "ingest") as tracked:
+    with job_run(cfg, "ingest", name=f"ingest {inputs_named(cfg.inputs)}") as tracked:
         paths = expand_inputs(cfg.inputs)
         ingested, with_errors = earlier_rows(spark, cfg, paths)
         skipped = set() if cfg.force else ingested

@@ -91,7 +91,7 @@ def transform(documents: DataFrame, model_ref: str, name: str, version: str, kin
 
 def run(spark: SparkSession, cfg: Config) -> dict:
     model = resolve_model(cfg)
-    with job_run(cfg, "classify_quality", model=model.name, model_version=model.version) as tracked:
+    with job_run(cfg, "classify_quality", name=f"classify {model.name} v{model.version}", model=model.name, model_version=model.version) as tracked:
         tracked.params(model_name=model.name, model_version=model.version, model_kind=model.kind,
                        model_components=",".join(model.components))
         crawls = sorted(cfg.crawls)

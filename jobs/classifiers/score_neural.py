@@ -61,7 +61,7 @@ def run(spark: SparkSession, cfg: Config) -> dict:
         reference, ref_name, ref_version = download_model(cfg, cfg.reference)
         name, version = f"{name}/{ref_name}", f"{version}/{ref_version}"
     opts = RunnerOptions(cfg.batch_size, cfg.max_tokens, cfg.device)
-    with job_run(cfg, "score_neural", scorer=cfg.scorer, model=name) as tracked:
+    with job_run(cfg, "score_neural", name=f"score-neural {cfg.scorer} {name} v{version}", scorer=cfg.scorer, model=name) as tracked:
         tracked.params(model_name=name, model_version=version)
         crawls = sorted(cfg.crawls)
         docs = tables.read_for_job(spark, cfg, silver.DOCUMENTS, tracked, crawls)

@@ -105,7 +105,7 @@ def _reference(tracked, cfg: Config, pos, folder: str) -> dict:
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:
-    with job_run(cfg, "train_neural", model=cfg.name, kind=cfg.kind) as tracked:
+    with job_run(cfg, "train_neural", name=f"train-neural {cfg.kind} {cfg.name}", model=cfg.name, kind=cfg.kind) as tracked:
         pos, pos_infos = load_texts(spark, cfg, cfg.positives, cfg.max_examples, cfg.seed)
         if len(pos) < 10:
             raise ValueError(f"only {len(pos)} positive documents of {cfg.min_words}+ words in {', '.join(cfg.positives)}")

@@ -148,7 +148,7 @@ def run(spark: SparkSession, cfg: Config) -> dict:
     from udfs.reference_lm import NgramLM
 
     label_texts, label_values = Q.read_labels(cfg.labels) if cfg.labels else ([], None)
-    with job_run(cfg, "train_quality", model=cfg.name) as tracked:
+    with job_run(cfg, "train_quality", name=f"train-quality {cfg.name}", model=cfg.name) as tracked:
         positives, pos_infos = load_texts(spark, cfg, cfg.positives, cfg.max_examples, cfg.seed)
         if len(positives) < 10:
             raise ValueError(f"only {len(positives)} positive documents of {cfg.min_words}+ words in {', '.join(cfg.positives)}")

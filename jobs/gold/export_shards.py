@@ -41,7 +41,7 @@ class Config(JobConfig):
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:
-    with job_run(cfg, "export", recipe=cfg.recipe) as tracked:
+    with job_run(cfg, "export", name=f"export {cfg.recipe} ({cfg.format})", recipe=cfg.recipe) as tracked:
         version = cfg.version if cfg.version is not None else tables.table_version(spark, cfg, gold.CORPUS)
         tracked.table_read(gold.CORPUS.fullname, version)
         corpus = tables.read_table(spark, cfg, gold.CORPUS, version).where(F.col("recipe") == cfg.recipe)

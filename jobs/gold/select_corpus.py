@@ -169,7 +169,7 @@ def funnel_figure(recipe: R.Recipe, rows: list[tuple[int, str, int, int]], total
 def run(spark: SparkSession, cfg: Config, out=sys.stdout) -> dict:
     recipe = cfg.load_recipe()
     validate(spark, recipe)                                      # before any data is read
-    with job_run(cfg, "select", recipe=recipe.name, recipe_fingerprint=recipe.fingerprint()) as tracked:
+    with job_run(cfg, "select", name=f"select {recipe.name}", recipe=recipe.name, recipe_fingerprint=recipe.fingerprint()) as tracked:
         tracked.params(recipe_name=recipe.name, recipe_fingerprint=recipe.fingerprint(),
                        recipe_predicates=" | ".join(p.name for p in recipe.predicates))
         frames, versions = _family_frames(spark, cfg, recipe, empty=False)

@@ -112,7 +112,7 @@ def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
     base = {k: getattr(cfg, k) for k in ("home", "catalog", "schema_prefix", "tracking_uri", "experiment")}
     runs: dict[str, list[dict]] = {}
     baseline = cfg.recipes[0]
-    with job_run(cfg, "ablate", recipes=",".join(cfg.recipes), scale=cfg.scale) as parent:
+    with job_run(cfg, "ablate", name=f"ablate {cfg.scale}: {' vs '.join(cfg.recipes)}", recipes=",".join(cfg.recipes), scale=cfg.scale) as parent:
         for recipe in cfg.recipes:
             if not _has_corpus(spark, cfg, recipe):
                 say(f"select {recipe} (no corpus yet)")

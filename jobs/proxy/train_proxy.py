@@ -230,7 +230,7 @@ def run(spark: SparkSession, cfg: Config, progress=None) -> dict:
     heldout_paths = cfg.heldout_paths()
     domains = heldout_domains(heldout_paths)
     version = cfg.version if cfg.version is not None else tables.table_version(spark, cfg, gold.CORPUS)
-    with job_run(cfg, "train_proxy", recipe=cfg.recipe, scale=cfg.scale) as tracked:
+    with job_run(cfg, "train_proxy", name=f"train-proxy {cfg.recipe} {cfg.scale} seed {cfg.seed}", recipe=cfg.recipe, scale=cfg.scale) as tracked:
         tracked.table_read(gold.CORPUS.fullname, version)
         folder = export_folder(spark, cfg, version, say)
         stream, counts = corpus_stream(cfg, folder, read_manifest(folder, cfg.recipe), spec.tokens)

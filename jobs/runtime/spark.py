@@ -53,8 +53,8 @@ def local_defaults(cfg: JobConfig) -> dict[str, str]:
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": "true" if ui else "false",
-        # Spark's stage progress bar, when a person is watching (the CLI sets this for a terminal).
-        "spark.ui.showConsoleProgress": "true" if os.environ.get("LAKESIFT_CONSOLE_PROGRESS") == "1" else "false",
+        # Spark's own progress bar never: for a terminal the CLI shows jobs/progress.py's line (with time left)
+        "spark.ui.showConsoleProgress": "false",
         # Delta replays its log with this many tasks; 50 (the default) is slow for small local tables.
         "spark.databricks.delta.snapshotPartitions": "2",
         # Partitioned writes otherwise sort every task's rows by partition (all payload bytes, with spill):

@@ -203,8 +203,16 @@ PROCESS_TAG = "lakesift.process"
 
 
 @contextlib.contextmanager
-def job_run(cfg: JobConfig, job: str, **tags: str) -> Iterator[JobRun]:
-    """Open an MLflow run for `job`; child of the enclosing job run, if any; FAILED if the body raises."""
+def inputs_named(inputs) -> str:
+    """Input files as a run name says them: the first one's name, and how many more."""
+    names = [os.path.basename(str(p).rstrip("/")) or str(p) for p in inputs]
+    return (names[0] + (f" +{len(names) - 1} more" if len(names) > 1 else "")) if names else "nothing"
+
+
+def job_run(cfg: JobConfig, job: str, name: str | None = None, **tags: str) -> Iterator[JobRun]:
+    """Open an MLflow run for `job`; child of the enclosing job run, if any; FAILED if the body raises.
+    `name`: the run's name in the MLflow UI, what it did ("select dclm_like"), with the crawls the job was
+    limited to; the `lakesift.job` tag keeps the job itself."""
     client, experiment_id = client_and_experiment(cfg)
     close_abandoned_runs(client, experiment_id)
     run_tags = {"lakesift.job": job, "lakesift.code_version": code_version(), **{k: str(v) for k, v in tags.items()}}
@@ -214,7 +222,10 @@ def job_run(cfg: JobConfig, job: str, **tags: str) -> Iterator[JobRun]:
     parent = _parent_run.get()
     if parent:
         run_tags["mlflow.parentRunId"] = parent
-    run = client.create_run(experiment_id, run_name=job, tags=run_tags)
+    crawls = sorted(getattr(cfg, "crawls", ()) or ())
+    if crawls:
+        name = f"{name or job} [{', '.join(crawls[:3])}{f' +{len(crawls) - 3}' if len(crawls) > 3 else ''}]"
+    run = client.create_run(experiment_id, run_name=name or job, tags=run_tags)
     handle = JobRun(client, run.info.run_id, cfg)
     handle.params(**cfg.mlflow_params())
     token = _parent_run.set(run.info.run_id)

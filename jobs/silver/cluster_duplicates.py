@@ -161,7 +161,7 @@ def transform(signals: DataFrame, documents: DataFrame, cfg: Config) -> tuple[Da
 
 def run(spark: SparkSession, cfg: Config) -> dict:
     params = cfg.minhash()
-    with job_run(cfg, "cluster_duplicates", version=params.tag, scope=cfg.scope) as tracked:
+    with job_run(cfg, "cluster_duplicates", name=f"dedup {params.tag} ({cfg.scope} scope)", version=params.tag, scope=cfg.scope) as tracked:
         sig_version = tables.table_version(spark, cfg, silver.SIGNALS_MINHASH)
         doc_version = tables.table_version(spark, cfg, silver.DOCUMENTS)
         tracked.table_read(silver.SIGNALS_MINHASH.fullname, sig_version)

@@ -51,7 +51,7 @@ def transform(documents: DataFrame, cfg: Config) -> DataFrame:
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:
-    with job_run(cfg, "compute_heuristics") as tracked:
+    with job_run(cfg, "compute_heuristics", name="heuristics") as tracked:
         crawls = sorted(cfg.crawls)
         docs = tables.read_for_job(spark, cfg, silver.DOCUMENTS, tracked, crawls)
         n_in = docs.count()

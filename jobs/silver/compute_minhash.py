@@ -92,7 +92,7 @@ def fill_missing(spark: SparkSession, cfg, tracked, documents: DataFrame, contra
 
 def run(spark: SparkSession, cfg: Config) -> dict:
     params = cfg.minhash()
-    with job_run(cfg, "compute_minhash", version=params.tag) as tracked:
+    with job_run(cfg, "compute_minhash", name=f"minhash {params.tag}", version=params.tag) as tracked:
         tracked.params(num_perm=params.num_perm, version=params.tag)
         version = tables.table_version(spark, cfg, silver.DOCUMENTS)
         tracked.table_read(silver.DOCUMENTS.fullname, version)

@@ -53,7 +53,7 @@ def transform(documents: DataFrame, index: EvalIndex) -> DataFrame:
 
 def run(spark: SparkSession, cfg: Config) -> dict:
     index = build_index(list(cfg.eval_paths()), cfg.ngram)
-    with job_run(cfg, "detect_contamination", version=index.version) as tracked:
+    with job_run(cfg, "detect_contamination", name=f"decontaminate {index.version}", version=index.version) as tracked:
         tracked.params(version=index.version, eval_sets=",".join(index.names), eval_ngrams=len(index.hashes))
         tracked.metrics(**{f"eval_items.{k}": v for k, v in index.items.items()},
                         **{f"eval_malformed_lines.{k}": v for k, v in index.skipped.items()})

@@ -79,7 +79,7 @@ OUTCOMES = {"documents": "count(1)", "with_text": "count_if(extract_error IS NUL
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:
-    with job_run(cfg, "extract_documents") as tracked:
+    with job_run(cfg, "extract_documents", name="extract") as tracked:
         version = tables.table_version(spark, cfg, bronze.WARC_RECORDS)
         tracked.table_read(bronze.WARC_RECORDS.fullname, version)
         records = tables.read_table(spark, cfg, bronze.WARC_RECORDS, version)

@@ -114,7 +114,7 @@ def top_paragraphs(repeated: DataFrame, hashes: DataFrame, documents: DataFrame,
 
 def run(spark: SparkSession, cfg: Config) -> dict:
     params = cfg.params()
-    with job_run(cfg, "paragraph_dedup", version=params.tag, scope=cfg.scope) as tracked:
+    with job_run(cfg, "paragraph_dedup", name=f"dedup paragraphs {params.tag} ({cfg.scope} scope)", version=params.tag, scope=cfg.scope) as tracked:
         doc_version = tables.table_version(spark, cfg, silver.DOCUMENTS)
         tracked.table_read(silver.DOCUMENTS.fullname, doc_version)
         documents = tables.read_table(spark, cfg, silver.DOCUMENTS, doc_version)

@@ -145,7 +145,7 @@ def run(spark: SparkSession, cfg: Config) -> dict:
     from udfs.shipped import ship
 
     tag = cfg.tag()
-    with job_run(cfg, "semantic_dedup", version=tag, scope=cfg.scope) as tracked:
+    with job_run(cfg, "semantic_dedup", name=f"dedup semantic {tag} ({cfg.scope} scope)", version=tag, scope=cfg.scope) as tracked:
         doc_version = tables.table_version(spark, cfg, silver.DOCUMENTS)
         tracked.table_read(silver.DOCUMENTS.fullname, doc_version)
         documents = tables.read_table(spark, cfg, silver.DOCUMENTS, doc_version)
