@@ -6,7 +6,7 @@ import sys
 
 # pool builds the real pool's lakehouse that paragraph_dedup and ablation read: keep it before them
 BENCHMARKS = ("extraction_quality", "throughput", "dedup_accuracy", "dedup_speed", "quality", "neural", "pool", "paragraph_dedup",
-              "ablation")
+              "ablation", "serve")
 
 
 def main(argv: list[str]) -> int:

@@ -96,9 +96,11 @@ def _sql(args, cfg, spark) -> int:
 def _tables(args, cfg, spark) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from jobs.runtime.tables import last_commit, register_lakehouse
+    from jobs.runtime.tables import last_commit, lakehouse_tables, register_lakehouse
 
-    session = spark()
+    session = spark()                  # a local lakehouse's tables are registered as the session starts
+    names = ([f"{layer}.{name}" for layer, name in lakehouse_tables(cfg)] if cfg.catalog is None
+             else register_lakehouse(session, cfg))
 
     def row(name: str) -> tuple:
         committed = last_commit(cfg, *name.split("."))
@@ -109,7 +111,7 @@ def _tables(args, cfg, spark) -> int:
 
     # a query a table, answered side by side (through Spark Connect each is a round trip)
     with ThreadPoolExecutor(8) as pool:
-        rows = list(pool.map(row, register_lakehouse(session, cfg)))
+        rows = list(pool.map(row, names))
     console.table(("table", "rows", "version", "last write"), rows)
     return 0
 

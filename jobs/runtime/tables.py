@@ -176,11 +176,15 @@ def register_lakehouse(spark, cfg: JobConfig, only_missing: bool = False) -> lis
     found = lakehouse_tables(cfg)
     names = [f"{layer}.{name}" for layer, name in found]
     if only_missing:
-        known = set()
-        schemas = {r[0] for r in spark.sql("SHOW SCHEMAS").collect()}
-        for layer in LAYERS:
-            if f"{cfg.schema_prefix}{layer}" in schemas:
-                known |= {f"{layer}.{r.tableName}" for r in spark.sql(f"SHOW TABLES IN {schema_name(cfg, layer)}").collect()}
+        from concurrent.futures import ThreadPoolExecutor
+
+        def held(layer: str) -> set[str]:
+            if not spark.catalog.databaseExists(f"{cfg.schema_prefix}{layer}"):
+                return set()
+            return {f"{layer}.{r.tableName}" for r in spark.sql(f"SHOW TABLES IN {schema_name(cfg, layer)}").collect()}
+
+        with ThreadPoolExecutor(len(LAYERS)) as pool:        # through Spark Connect each is a round trip
+            known = set().union(*pool.map(held, LAYERS))
         found = [(layer, name) for layer, name in found if f"{layer}.{name}" not in known]
         if not found:
             return names
