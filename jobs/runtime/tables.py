@@ -287,16 +287,16 @@ def python_files(spark, cfg: JobConfig, contract: TableContract) -> bool:
     deletion vectors or column mapping, so that a version's data files hold exactly its rows under their
     logical column names. Catalog and remote tables, and every table on Databricks (governed storage
     access), are read and written through Spark."""
-    from jobs.runtime import datafiles
-    from jobs.runtime.spark import is_connect
-
-    if (cfg.catalog is not None or not cfg.home.startswith("/") or os.environ.get("DATABRICKS_RUNTIME_VERSION")
-            or is_connect(spark)):       # a Spark Connect client cannot reach Delta's transaction classes
+    if cfg.catalog is not None or not cfg.home.startswith("/") or os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         return False
+    from jobs.runtime import datafiles
 
-    if datafiles.delta_version(spark) not in datafiles.CHECKED_DELTA:
+    version = datafiles.delta_version(spark)
+    if version is None:                 # no JVM to reach Delta's transaction classes from (Spark Connect)
+        return False
+    if version not in datafiles.CHECKED_DELTA:
         logging.getLogger(__name__).warning("Delta %s is not one the local writer was checked against (%s): "
-                                            "Spark writes", datafiles.delta_version(spark), datafiles.CHECKED_DELTA)
+                                            "Spark writes", version, datafiles.CHECKED_DELTA)
         return False
     detail = spark.sql(f"DESCRIBE DETAIL {ensure_table(spark, cfg, contract)}").first()
     features = set(detail["tableFeatures"] or ())

@@ -202,13 +202,13 @@ def close_abandoned_runs(client, experiment_id: str) -> list[str]:
 PROCESS_TAG = "lakesift.process"
 
 
-@contextlib.contextmanager
 def inputs_named(inputs) -> str:
     """Input files as a run name says them: the first one's name, and how many more."""
     names = [os.path.basename(str(p).rstrip("/")) or str(p) for p in inputs]
     return (names[0] + (f" +{len(names) - 1} more" if len(names) > 1 else "")) if names else "nothing"
 
 
+@contextlib.contextmanager
 def job_run(cfg: JobConfig, job: str, name: str | None = None, **tags: str) -> Iterator[JobRun]:
     """Open an MLflow run for `job`; child of the enclosing job run, if any; FAILED if the body raises.
     `name`: the run's name in the MLflow UI, what it did ("select dclm_like"), with the crawls the job was
