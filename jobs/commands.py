@@ -152,13 +152,20 @@ def _loopback_only(args) -> None:
                          "add --expose if that is what you want")
 
 
+def _ui_args(p) -> None:
+    _server_args(5000)(p)
+    # MLflow's default is 4 server processes, each importing MLflow before the UI answers: on 2 cores the
+    # first answer came after 11.9 s with 4, 6.7 s with 1 (ad-hoc timing, demo lakehouse)
+    p.add_argument("--workers", type=int, default=1, help="server processes (default 1: one person's UI)")
+
+
 def _ui(args, cfg, spark) -> int:
     from jobs.runtime.tracking import artifact_root, client_and_experiment, tracking_uri
 
     _loopback_only(args)
     client_and_experiment(cfg)          # creates the store on first use, so the UI never shows an empty error
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri(cfg),
-           "--host", args.host, "--port", str(args.port)]
+           "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
     if artifact_root(cfg):
         cmd += ["--default-artifact-root", artifact_root(cfg)]
     print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C stops it)", file=sys.stderr)
@@ -369,7 +376,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("tables", "list the lakehouse tables with their row counts and Delta versions", _none, _tables),
     Command("views", "create the views for common questions (automatic for a local lakehouse) and list them",
             _none, _views),
-    Command("ui", "serve the MLflow UI for the local store on 127.0.0.1", _server_args(5000), _ui, spark=False),
+    Command("ui", "serve the MLflow UI for the local store on 127.0.0.1", _ui_args, _ui, spark=False),
     Command("serve", "keep a local Spark engine running over the lakehouse (Spark Connect on 127.0.0.1): "
             "every lakesift command and notebook attaches to it and answers in seconds", _server_args(15002), _serve,
             spark=False),

@@ -18,8 +18,9 @@ print(kept.to_string(index=False))
 
 # COMMAND ----------
 
-# One panel per recipe: recipes have predicates of their own, named on the x axis in the order they run.
-recipes = sorted(rejections.recipe.unique())
+# One panel per recipe: recipes have predicates of their own, named on the x axis in the order they run
+# (those that dropped documents; a recipe that drops none, such as raw, is its one point).
+recipes = sorted(set(rejections.recipe) | set(kept.recipe))
 fig, axes = plt.subplots(len(recipes), 1, figsize=(9, 1.2 + 3.2 * len(recipes)), layout="constrained", squeeze=False)
 for ax, recipe in zip(axes[:, 0], recipes):
     group = rejections[rejections.recipe == recipe].sort_values(["step", "drop_reason"])
@@ -28,6 +29,7 @@ for ax, recipe in zip(axes[:, 0], recipes):
     ax.plot(range(len(group) + 1), [total, *left], marker="o", drawstyle="steps-post")
     ax.set_xticks(range(len(group) + 1), ["(all documents)", *group.drop_reason], rotation=40, ha="right", fontsize=7)
     ax.set_title(recipe)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("documents left")
 axes[-1, 0].set_xlabel("after each predicate, in recipe order")
 show(fig, "recipe_funnels")
