@@ -200,6 +200,19 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        if "pyspark.sql.connect.session" in sys.modules:
+            # Spark Connect (pyspark 4.0.1): a checkpointed DataFrame frees its server-side data with an RPC
+            # from __del__; one left in a reference cycle until the interpreter shuts down blocks the exit for
+            # ever (its RPC starts a thread, which shutdown never runs). Collect them while threads still run.
+            import gc
+
+            gc.collect()
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(getattr(args, "verbose", False))
     if sys.stderr.isatty():

@@ -1,21 +1,18 @@
-"""Spark Connect (issue 25): the pipeline (every stage but neural scoring and proxy models, which the demo
-test runs classically) runs through a Connect session (pyspark 4's local Connect server, SPARK_REMOTE=local[2],
-i.e. SparkSession.builder.remote("local[2]")) and leaves the tables a classic session leaves; `lakesift serve` keeps one engine for every command; no JVM handle on the paths a Connect
-session takes."""
+"""Spark Connect (issue 25): no JVM handle on the paths a Connect session takes; and (opt-in, about 4 minutes:
+LAKESIFT_CONNECT_EQUALITY=1) the pipeline through a Connect session (SPARK_REMOTE=local[2], pyspark 4's local
+Connect server) leaves the same tables, row for row, as a classic session. CI runs the whole demo through
+Spark Connect in test_e2e_cli.py, and `lakesift serve` there."""
 from __future__ import annotations
 
 import ast
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, run_cli
+from tests.conftest import ROOT, run_cli
 
 # Attributes that exist only on a classic session (py4j handles on the driver's JVM).
 JVM_HANDLES = {"sparkContext", "_jvm", "_jsc", "_jsparkSession", "_jdf", "_gateway"}
@@ -95,6 +92,9 @@ def _comparable(spark, home: str, layer: str, name: str):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("LAKESIFT_CONNECT_EQUALITY") != "1",
+                    reason="about 4 minutes: run with LAKESIFT_CONNECT_EQUALITY=1 (CI runs the demo through Spark "
+                           "Connect in test_e2e_cli.py instead)")
 def test_pipeline_through_spark_connect_leaves_the_classic_tables(lakehouses, spark):
     from jobs.runtime.config import JobConfig
     from jobs.runtime.tables import lakehouse_tables
@@ -125,40 +125,3 @@ def test_pipeline_through_spark_connect_leaves_the_classic_tables(lakehouses, sp
     assert runs and all(r.info.status == "FINISHED" for r in runs)
     counted = [r for r in runs if r.data.tags.get("lakesift.job") == "extract_documents"]
     assert counted and counted[0].data.metrics.get("rows_out_documents", 0) > 0     # observed counts came back
-
-
-@pytest.mark.slow
-def test_lakesift_serve_answers_attached_commands(lakehouses, spark):
-    connect, _, _ = lakehouses
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "jobs.cli", "serve", "--port", str(port), "--home", connect],
-                              cwd=ROOT, env={**os.environ, "LAKESIFT_SPARK_MASTER": "local[2]"},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    record = Path(connect) / "_serve" / "connect.json"
-    try:
-        deadline = time.monotonic() + 180
-        while not record.exists():
-            assert server.poll() is None, server.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "lakesift serve did not start in 180 s"
-            time.sleep(0.5)
-        assert json.loads(record.read_text())["url"] == f"sc://127.0.0.1:{port}"
-        tables = ok(run_cli("-v", "tables", home=connect))
-        assert f"attached to lakesift serve at sc://127.0.0.1:{port}" in tables.stderr
-        assert "silver.documents" in tables.stdout and "gold.corpus" in tables.stdout
-        query = "SELECT language, count(*) AS docs FROM silver.documents GROUP BY 1 ORDER BY 2 DESC, 1"
-        attached = [json.loads(line) for line in ok(run_cli("sql", query, "--format", "json", home=connect)).stdout.splitlines()]
-        here = spark.read.format("delta").load(f"{connect}/silver/documents").groupBy("language").count().collect()
-        assert sorted((r["language"], r["docs"]) for r in attached) == sorted((r["language"], r["count"]) for r in here)
-        refused = run_cli("sql", "DROP TABLE silver.documents", home=connect)     # read-only through Connect too
-        assert refused.returncode == 2 and "DropTable" in refused.stderr
-        again = run_cli("serve", "--port", str(free_port()), home=connect)
-        assert again.returncode == 2 and "already answers" in again.stderr
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
-    assert not record.exists()                          # a stopped server leaves no record to attach to
-
-    from jobs.runtime.config import JobConfig
-    from jobs.runtime.spark import attach_url
-
-    assert attach_url(JobConfig(home=connect)) is None

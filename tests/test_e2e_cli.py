@@ -36,13 +36,17 @@ def in_process(capsys, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    """The demo, every stage, through Spark Connect: SPARK_REMOTE=local[2] is pyspark 4's local Connect server
+    (SparkSession.builder.remote("local[2]")), so the whole chain runs without a SparkContext in the client.
+    The classic session runs the same stages in test_pipeline.py, the hostile tests and the rest."""
     home = str(tmp_path_factory.mktemp("demo") / "lakehouse")
-    return home, ok(run_cli("demo", "--pages", "120", home=home))
+    return home, ok(run_cli("-v", "demo", "--pages", "120", home=home, env={"SPARK_REMOTE": "local[2]"}))
 
 
 def test_demo_then_sql_from_new_processes(demo, spark, capsys):
     home, demo = demo
     assert "stage" in demo.stdout and "ingest" in demo.stdout and "lakesift sql" in demo.stdout
+    assert "Spark Connect session to local[2]" in demo.stderr
     for stage in ("decontaminate", "score-neural", "select dclm_like", "export dclm_like", "ablate tiny"):
         assert stage in demo.stdout, stage
     assert "export dclm_like done" in demo.stderr and "speedup vs raw" in demo.stdout     # funnels, then the comparison
@@ -282,3 +286,39 @@ def test_mlflow_ui_serves_the_demo_runs(demo):
     else:
         os.killpg(server.pid, signal.SIGKILL)
         raise AssertionError("the MLflow server kept serving after `lakesift ui` was stopped")
+
+
+def test_lakesift_serve_answers_attached_commands(demo, spark):
+    """`lakesift serve` over the demo lakehouse: new commands attach to it (no JVM of their own), answer as a
+    session of their own would, keep `lakesift sql` read-only, and stop attaching when it stops."""
+    from jobs.runtime.config import JobConfig
+    from jobs.runtime.spark import attach_url
+
+    home, _ = demo
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "jobs.cli", "serve", "--port", str(port), "--home", home],
+                              cwd=ROOT, env={**os.environ, "LAKESIFT_SPARK_MASTER": "local[2]"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    record = Path(home) / "_serve" / "connect.json"
+    try:
+        deadline = time.monotonic() + 240
+        while not record.exists():
+            assert server.poll() is None, server.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "lakesift serve did not start in 240 s"
+            time.sleep(0.5)
+        assert json.loads(record.read_text())["url"] == f"sc://127.0.0.1:{port}"
+        tables = ok(run_cli("-v", "tables", home=home))
+        assert f"attached to lakesift serve at sc://127.0.0.1:{port}" in tables.stderr
+        assert "silver.documents" in tables.stdout and "gold.corpus" in tables.stdout
+        query = "SELECT language, count(*) AS docs FROM silver.documents GROUP BY 1"
+        attached = [json.loads(line) for line in ok(run_cli("sql", query, "--format", "json", home=home)).stdout.splitlines()]
+        here = spark.read.format("delta").load(f"{home}/silver/documents").groupBy("language").count().collect()
+        assert sorted((r["language"], r["docs"]) for r in attached) == sorted((r["language"], r["count"]) for r in here)
+        refused = run_cli("sql", "DROP TABLE silver.documents", home=home)          # read-only through Connect too
+        assert refused.returncode == 2 and "DropTable" in refused.stderr
+        again = run_cli("serve", "--port", str(free_port()), home=home)
+        assert again.returncode == 2 and "already answers" in again.stderr
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    assert not record.exists() and attach_url(JobConfig(home=home)) is None     # nothing left to attach to
