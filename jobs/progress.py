@@ -8,6 +8,8 @@ applied to its tasks still to do; stages running side by side are as slow as the
 status tracker (a classic session, polled twice a second) or by the progress reports Spark Connect sends
 with each result (a Connect session). The CLI turns it on for a terminal (LAKESIFT_CONSOLE_PROGRESS=1; set
 it to 1 for job logs too, 0 for never).
+
+Reads   the session's stage progress; writes progress lines to stderr, nothing else; no state survives the process.
 """
 from __future__ import annotations
 
@@ -67,8 +69,10 @@ class TaskProgress:
 
 def watch(spark, out: TextIO | None = None) -> TaskProgress:
     """Show the session's progress on `out` (stderr) until the process ends."""
+    from jobs.runtime.spark import is_connect
+
     progress = TaskProgress(out)
-    if type(spark).__module__.startswith("pyspark.sql.connect"):
+    if is_connect(spark):
         def handler(stages, inflight_tasks, operation_id, done):
             progress.update([] if done else [(s.stage_id, s.num_completed_tasks, s.num_tasks)
                                              for s in stages or () if not s.done])

@@ -4,6 +4,8 @@ whose analysis fails never reaches the optimizer (so no constant is folded, no f
 
 Used to keep `lakesift sql` to reading unless --write is given, and to refuse recipe predicates that call
 functions outside jobs/gold/recipe.py ALLOWED_FUNCTIONS.
+
+Reads   the session's parse of the text (EXPLAIN EXTENDED); writes nothing; the same text gives the same answer.
 """
 from __future__ import annotations
 
