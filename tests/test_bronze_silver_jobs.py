@@ -96,6 +96,8 @@ def test_conform_rejects_missing_and_extra_columns(spark):
 
 
 def test_the_version_a_write_returns_is_its_own_commit_when_another_follows(spark, home):
+    """Versions are read from the local _delta_log here (tables._commit); written_version is the DESCRIBE
+    HISTORY lookup catalog and remote tables use."""
     cfg, contract, name = JobConfig(home=home), bronze.INGEST_ERRORS, bronze.INGEST_ERRORS.fullname
     row = ("a.warc.gz", 0, None, "CorruptBytes", "first")
     first = tables.append(spark.createDataFrame([row], contract.schema), cfg, contract)
@@ -111,6 +113,9 @@ def test_the_version_a_write_returns_is_its_own_commit_when_another_follows(spar
     empty = spark.createDataFrame([], contract.schema)
     assert tables.replace_where(empty, cfg, contract, "source_file = 'c.warc.gz'") == later
     assert tables.latest_version(spark, name) == later
+    # on a local lakehouse the versions come from the _delta_log folder: they agree with DESCRIBE HISTORY
+    assert tables.table_version(spark, cfg, contract) == later
+    assert tables.last_commit(cfg, contract.layer, contract.name)[0] == later
 
 
 # ---------------------------------------------------------------------------------------- real files

@@ -312,7 +312,7 @@ def drop_duplicate_records(spark: SparkSession, cfg: Config, todo: list[str], pe
             f"drop duplicate records from {bronze.WARC_RECORDS.fullname}")
     finally:
         spark.catalog.dropTempView(view)
-    return errors, tables.latest_version(spark, name)
+    return errors, tables.table_version(spark, cfg, bronze.WARC_RECORDS)
 
 
 def run(spark: SparkSession, cfg: Config) -> dict:

@@ -139,33 +139,47 @@ def lakehouse_tables(cfg: JobConfig) -> list[tuple[str, str]]:
     return found
 
 
+def _local_log(cfg: JobConfig, layer: str, name: str) -> str | None:
+    """The _delta_log folder of a table of a local lakehouse; None for catalog and remote tables (their
+    versions are asked of Spark)."""
+    if cfg.catalog is not None or "://" in cfg.home:
+        return None
+    return os.path.join(table_location(cfg, layer, name), "_delta_log")
+
+
+def _log_commits(log_dir: str) -> list[int]:
+    """The versions of the commit files in a _delta_log folder, ascending (none when it does not exist)."""
+    try:
+        names = os.listdir(log_dir)
+    except OSError:
+        return []
+    return sorted(int(f[:-5]) for f in names if f.endswith(".json") and f[:-5].isdigit())
+
+
+def _commit_info(log_dir: str, version: int) -> dict:
+    import json
+
+    with open(os.path.join(log_dir, f"{version:020d}.json"), encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith('{"commitInfo"'):
+                return json.loads(line)["commitInfo"]
+    return {}
+
+
 def last_commit(cfg: JobConfig, layer: str, name: str) -> tuple[int, str] | None:
     """(version, UTC time) of a local table's latest commit, read from its _delta_log folder as Delta records
     it (the highest-numbered commit file, the time in its commitInfo), without a Spark query; None for
     catalog and remote tables, or a log without commit files."""
-    import json
     from datetime import datetime, timezone
 
-    if cfg.catalog is not None or "://" in cfg.home:
-        return None
-    log_dir = os.path.join(table_location(cfg, layer, name), "_delta_log")
-    try:
-        commits = [f for f in os.listdir(log_dir) if f.endswith(".json") and f[:-5].isdigit()]
-    except OSError:
-        return None
+    log_dir = _local_log(cfg, layer, name)
+    commits = _log_commits(log_dir) if log_dir else []
     if not commits:
         return None
-    latest = max(commits, key=lambda f: int(f[:-5]))
-    path = os.path.join(log_dir, latest)
-    millis = None
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            info = json.loads(line).get("commitInfo")
-            if info and "timestamp" in info:
-                millis = int(info["timestamp"])
-                break
-    when = datetime.fromtimestamp((millis / 1000) if millis is not None else os.path.getmtime(path), timezone.utc)
-    return int(latest[:-5]), when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    millis = _commit_info(log_dir, commits[-1]).get("timestamp")
+    path = os.path.join(log_dir, f"{commits[-1]:020d}.json")
+    when = datetime.fromtimestamp((int(millis) / 1000) if millis is not None else os.path.getmtime(path), timezone.utc)
+    return commits[-1], when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def register_lakehouse(spark, cfg: JobConfig, only_missing: bool = False) -> list[str]:
@@ -278,7 +292,12 @@ def read_table(spark, cfg: JobConfig, contract: TableContract, version: int | No
 
 
 def table_version(spark, cfg: JobConfig, contract: TableContract) -> int:
-    return latest_version(spark, ensure_table(spark, cfg, contract))
+    """The table's latest version: from its _delta_log folder on a local lakehouse (no Spark job), else
+    DESCRIBE HISTORY."""
+    name = ensure_table(spark, cfg, contract)
+    log_dir = _local_log(cfg, contract.layer, contract.name)
+    commits = _log_commits(log_dir) if log_dir else []
+    return commits[-1] if commits else latest_version(spark, name)
 
 
 def python_files(spark, cfg: JobConfig, contract: TableContract) -> bool:
@@ -438,20 +457,25 @@ def replace_with_files(spark, cfg: JobConfig, contract: TableContract, spec, add
     validate_identifier(column, "column name")
     wanted = None if values is None else sorted(set(values))
     version = with_conflict_retry(lambda: commit(spark, spec, adds, column, wanted), f"write {contract.fullname}")
-    return latest_version(spark, ensure_table(spark, cfg, contract)) if version is None else version
+    return table_version(spark, cfg, contract) if version is None else version
 
 
 def _commit(df, cfg: JobConfig, contract: TableContract, write: Callable, verb: str) -> int:
     """Write `df` with `write(writer)` and return the version of that commit. The commit carries a tag of
     its own (Delta's userMetadata): by the time it is looked up the table's latest version may be another
-    job's, and that is not the version this job wrote."""
+    job's, and that is not the version this job wrote. On a local lakehouse the versions are read from the
+    table's _delta_log folder (two DESCRIBE HISTORY queries cost about a second per write)."""
     spark = spark_of(df)
     name = ensure_table(spark, cfg, contract)
     out = conform(df, contract)
     tag = f"lakesift-write-{uuid.uuid4().hex}"
-    before = latest_version(spark, name)
+    before = table_version(spark, cfg, contract)
     with_conflict_retry(lambda: write(out.writeTo(name).option("userMetadata", tag)), f"{verb} {contract.fullname}")
-    return written_version(spark, name, tag, before)
+    log_dir = _local_log(cfg, contract.layer, contract.name)
+    if log_dir is None:
+        return written_version(spark, name, tag, before)
+    tagged = [v for v in _log_commits(log_dir) if v > before and _commit_info(log_dir, v).get("userMetadata") == tag]
+    return tagged[0] if tagged else before
 
 
 def latest_version(spark, name: str) -> int:
