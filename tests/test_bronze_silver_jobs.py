@@ -120,6 +120,7 @@ def test_the_version_a_write_returns_is_its_own_commit_when_another_follows(spar
 
 # ---------------------------------------------------------------------------------------- real files
 
+@pytest.mark.slow
 def test_real_files_reconcile_per_file(spark, home, shared_data):
     """Every file ingests in one run; per file: responses = documents + non-HTML skipped + unreadable."""
     summary = ingest(spark, home, shared_data / "warc")
@@ -150,6 +151,7 @@ def test_real_files_reconcile_per_file(spark, home, shared_data):
         assert r.responses_in_file == expected["responses"] + expected["errors"]
 
 
+@pytest.mark.slow
 def test_reingest_adds_nothing_and_force_replaces(spark, home, shared_data):
     warcs = [shared_data / "warc" / n for n in ("warcfile.warc.gz", "whirlwind.warc.gz")]
     first = ingest(spark, home, *warcs)
@@ -196,6 +198,7 @@ def test_failed_job_marks_its_run_failed(spark, home):
 
 # ------------------------------------------------------------------------------------ reading bronze
 
+@pytest.mark.slow
 def test_python_workers_reading_bronze_files_give_the_spark_path_rows(spark, home, tmp_path, monkeypatch):
     """extract reads a local bronze table's Parquet files in the Python workers; the documents must be
     exactly those of the Spark read, and a table with deletion vectors must go through Spark."""

@@ -94,6 +94,7 @@ def test_chain_of_ten_thousand_near_duplicates_is_one_cluster(spark, home):
     assert info["cc_rounds"] <= 40
 
 
+@pytest.mark.slow
 def test_hundred_thousand_identical_documents(spark, home):
     docs = spark.range(100_000).select(
         F.format_string("doc%06d", "id").alias("doc_id"), F.lit("C1").alias("crawl"),
