@@ -474,8 +474,8 @@ def _commit(df, cfg: JobConfig, contract: TableContract, write: Callable, verb: 
     log_dir = _local_log(cfg, contract.layer, contract.name)
     if log_dir is None:
         return written_version(spark, name, tag, before)
-    tagged = [v for v in _log_commits(log_dir) if v > before and _commit_info(log_dir, v).get("userMetadata") == tag]
-    return tagged[0] if tagged else before
+    return next((v for v in _log_commits(log_dir) if v > before and _commit_info(log_dir, v).get("userMetadata") == tag),
+                before)                       # the first tagged commit; reads no commit file past it
 
 
 def latest_version(spark, name: str) -> int:
